@@ -1,0 +1,1 @@
+"""Model backends: policies (LangChain chat models) and rewards (the BatchReward protocol)."""

@@ -1,0 +1,105 @@
+"""Deterministic, instant fake models for unit tests and overhead benchmarks.
+
+They are fakes for testing graph logic only; real runs use the backends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import Field
+
+from langgraph_tpo.prompts import UPDATE_END_TAG, UPDATE_START_TAG
+from langgraph_tpo.reward import RewardPair
+
+Responder = Callable[[str, int, int], str]  # (kind, call number of that kind, sample index)
+
+
+def prompt_kind(messages: Sequence[BaseMessage]) -> str:
+    """Which TPO step a prompt belongs to: sample, loss, gradient or update."""
+    last = str(messages[-1].content)
+    if UPDATE_START_TAG in last and "Rewrite the CHOSEN" in last:
+        return "update"
+    if "list concrete suggestions" in last:
+        return "gradient"
+    if "Do not write a new response." in last:
+        return "loss"
+    return "sample"
+
+
+def default_responder(kind: str, call: int, index: int) -> str:
+    if kind == "update":
+        return f"{UPDATE_START_TAG}improved answer {call}.{index}{UPDATE_END_TAG}"
+    if kind in ("loss", "gradient"):
+        return f"{kind} text {call}"
+    return f"answer {index}"
+
+
+class FakePolicy(BaseChatModel):
+    """Answers by prompt kind and records every call (kind, n, kwargs, messages).
+
+    One generation per request: ``call`` is the number of earlier requests of the same
+    kind and ``index`` the number of earlier generations of that kind. Calls run in order
+    on the event loop (no threads), so concurrent requests are answered deterministically.
+    """
+
+    responder: Responder = default_responder
+    calls: list[dict[str, Any]] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "fake-tpo-policy"
+
+    def _draw(self, messages: list[BaseMessage], n: int, kwargs: dict[str, Any]) -> ChatResult:
+        kind = prompt_kind(messages)
+        call = sum(1 for c in self.calls if c["kind"] == kind)
+        first = 0 if n > 1 else self.count(kind)
+        self.calls.append({"kind": kind, "n": n, "kwargs": kwargs, "messages": messages})
+        texts = [self.responder(kind, call, first + i) for i in range(n)]
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(t)) for t in texts])
+
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
+        return self._draw(messages, 1, kwargs)
+
+    async def _agenerate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
+        return self._generate(messages, stop, **kwargs)
+
+    def count(self, kind: str | None = None) -> int:
+        """Generations drawn (of one kind, or all)."""
+        return sum(c["n"] for c in self.calls if kind is None or c["kind"] == kind)
+
+
+class FakeNPolicy(FakePolicy):
+    """Like :class:`FakePolicy`, but draws ``n`` samples in one request (as ChatOpenAI does).
+
+    ``call`` is then the round (0 for the first update, 1 for the second, ...) and
+    ``index`` the sample's position in the request.
+    """
+
+    n: int = 1
+
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
+        return self._draw(messages, int(kwargs.get("n", self.n)), kwargs)
+
+
+class FakeBatchReward:
+    """A batch reward from ``score(text) -> float``; records each batch it is asked for."""
+
+    def __init__(self, score: Callable[[str], float] = lambda text: float(len(text))) -> None:
+        self.score = score
+        self.batches: list[list[str]] = []
+
+    async def ascore_batch(self, pairs: Sequence[RewardPair]) -> list[float]:
+        texts = [response for _, response in pairs]
+        self.batches.append(texts)
+        return [self.score(t) for t in texts]

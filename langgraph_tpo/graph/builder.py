@@ -1,0 +1,73 @@
+"""``create_tpo_graph``: the TPO loop as a compiled LangGraph graph.
+
+START -> sample -> reward_score -> select -> END
+                        ^             |
+                        |             v
+                     update <- textual_gradient <- textual_loss
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import Runnable
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Checkpointer
+
+from langgraph_tpo import nodes
+from langgraph_tpo.config import TPOConfig, make_config
+from langgraph_tpo.graph.routing import route_after_select
+from langgraph_tpo.graph.state import TPOInput, TPOOutput, TPOState
+from langgraph_tpo.nodes.common import NodeDeps, as_node, timed
+from langgraph_tpo.reward import BatchReward, ScoreFn, as_batch_reward
+from langgraph_tpo.truncation import Tokenizer
+
+NODE_NAMES = ("sample", "reward_score", "select", "textual_loss", "textual_gradient", "update")
+
+
+def create_tpo_graph(
+    policy: BaseChatModel,
+    reward: BatchReward | Runnable | ScoreFn,
+    config: TPOConfig | Mapping[str, Any] | None = None,
+    *,
+    checkpointer: Checkpointer = None,
+    tokenizer: Tokenizer | None = None,
+    name: str = "tpo",
+) -> CompiledStateGraph:
+    """Build the TPO graph for ``policy`` (any LangChain chat model) and ``reward``.
+
+    ``reward`` is ``fn(query, response) -> float`` (sync or async), a LangChain runnable,
+    or an object with ``async ascore_batch(pairs)``. ``config`` sets the defaults of every
+    run; pass ``context={...}`` to ``invoke`` to override fields for one run. ``tokenizer``
+    (optional) counts tokens for the ``max_context_tokens`` cut; without it a word-level
+    estimate is used.
+    """
+    if not isinstance(policy, BaseChatModel):
+        raise TypeError(f"policy must be a LangChain BaseChatModel, got {type(policy).__name__}")
+    deps = NodeDeps(policy, as_batch_reward(reward), make_config(config), tokenizer)
+    builder = StateGraph(
+        TPOState, context_schema=TPOConfig, input_schema=TPOInput, output_schema=TPOOutput
+    )
+    builder.add_node(
+        "sample", as_node("sample", timed("sample", nodes.make_sample_node(deps), fresh_step=True))
+    )
+    for node_name, factory in (
+        ("reward_score", nodes.make_reward_score_node),
+        ("textual_loss", nodes.make_textual_loss_node),
+        ("textual_gradient", nodes.make_textual_gradient_node),
+        ("update", nodes.make_update_node),
+    ):
+        builder.add_node(node_name, as_node(node_name, timed(node_name, factory(deps))))
+    builder.add_node("select", as_node("select", nodes.make_select_node(deps)))
+
+    builder.add_edge(START, "sample")
+    builder.add_edge("sample", "reward_score")
+    builder.add_edge("reward_score", "select")
+    builder.add_conditional_edges("select", route_after_select, ["textual_loss", END])
+    builder.add_edge("textual_loss", "textual_gradient")
+    builder.add_edge("textual_gradient", "update")
+    builder.add_edge("update", "reward_score")
+    return builder.compile(checkpointer=checkpointer, name=name)

@@ -1,0 +1,105 @@
+"""What every node shares: its dependencies, the run's config, timing, and the sync bridge."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import RunnableLambda
+from langgraph.runtime import get_runtime
+
+from langgraph_tpo.config import TPOConfig
+from langgraph_tpo.graph.state import Candidate, TPOState
+from langgraph_tpo.policy import Usage
+from langgraph_tpo.reward import BatchReward, Conversation
+from langgraph_tpo.truncation import Tokenizer
+
+Update = dict[str, Any]
+NodeFn = Callable[[TPOState], Awaitable[Update]]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class NodeDeps:
+    """Bound at graph creation: the models and the default config."""
+
+    policy: BaseChatModel
+    reward: BatchReward
+    defaults: TPOConfig
+    tokenizer: Tokenizer | None = None
+
+
+def run_config(deps: NodeDeps) -> TPOConfig:
+    """The graph's defaults with this run's context overrides applied."""
+    try:
+        context = get_runtime().context
+    except RuntimeError:  # called outside a graph run (e.g. a unit test of one node)
+        context = None
+    return deps.defaults.with_overrides(context)
+
+
+def conversation_text(conversation: Conversation) -> str:
+    """The conversation as critique prompts quote it: the bare query for a single turn."""
+    if len(conversation) == 1:
+        return conversation[0]["content"]
+    return "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in conversation)
+
+
+def brief(candidate: Candidate | None) -> dict[str, Any] | None:
+    if candidate is None:
+        return None
+    return {"text": candidate["text"], "score": candidate["score"]}
+
+
+def merge_step(state: TPOState, **fields: Any) -> dict[str, Any]:
+    """The iteration's scratch record with ``fields`` added; ``usage`` is summed."""
+    step = dict(state.get("step") or {})
+    usage = fields.pop("usage", None)
+    if isinstance(usage, Usage):
+        step["usage"] = Usage(**step.get("usage", {})).add(usage).as_dict()
+    step.update(fields)
+    return step
+
+
+def timed(name: str, fn: NodeFn, *, fresh_step: bool = False) -> NodeFn:
+    """Record the node's wall time in ``step["timings"][name]``."""
+
+    async def node(state: TPOState) -> Update:
+        start = time.perf_counter()
+        update = await fn(state)
+        elapsed = time.perf_counter() - start
+        base = {} if fresh_step else (state.get("step") or {})
+        step = {**base, **(update.get("step") or {})}
+        step["timings"] = {**base.get("timings", {}), name: elapsed}
+        return {**update, "step": step}
+
+    node.__name__ = name
+    return node
+
+
+def as_node(name: str, fn: NodeFn) -> RunnableLambda:
+    """An async node that also runs under the sync API (invoke, stream, batch)."""
+
+    def sync(state: TPOState) -> Update:
+        return run_sync(fn(state))
+
+    return RunnableLambda(sync, afunc=fn, name=name)
+
+
+_bridge = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tpo-sync")
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine from sync code, also when this thread already runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    context = contextvars.copy_context()
+    return _bridge.submit(context.run, asyncio.run, coro).result()

@@ -1,0 +1,46 @@
+"""``reward_score``: score every unscored candidate and add it to the cache."""
+
+from __future__ import annotations
+
+from langgraph_tpo.errors import RewardError, TPOError
+from langgraph_tpo.graph.state import Candidate, TPOState
+from langgraph_tpo.nodes.common import NodeDeps, NodeFn, Update, merge_step
+from langgraph_tpo.reward import check_scores
+
+
+def make_reward_score_node(deps: NodeDeps) -> NodeFn:
+    async def reward_score(state: TPOState) -> Update:
+        """Reads ``pending``, ``conversation``, ``candidates``; appends scored ``candidates``.
+
+        A text already in the cache reuses its score instead of being scored again.
+        """
+        pending = state.get("pending") or []
+        known = {c["text"]: c["score"] for c in state.get("candidates") or []}
+        fresh = list(dict.fromkeys(t for t in pending if t not in known))
+        if fresh:
+            known.update(zip(fresh, await _score(deps, state, fresh), strict=True))
+        iteration = state.get("iteration", 0)
+        new = [Candidate(text=t, score=known[t], iteration=iteration) for t in pending]
+        step = merge_step(
+            state,
+            new_scores=[c["score"] for c in new],
+            reward_calls=int(bool(fresh)),
+            rescored_skipped=len(pending) - len(fresh),
+        )
+        return {"candidates": new, "pending": [], "step": step}
+
+    return reward_score
+
+
+async def _score(deps: NodeDeps, state: TPOState, texts: list[str]) -> list[float]:
+    conversation = state["conversation"]
+    try:
+        scores = await deps.reward.ascore_batch([(conversation, t) for t in texts])
+    except TPOError:
+        raise
+    except Exception as exc:
+        raise RewardError(
+            f"reward {type(deps.reward).__name__} failed on {len(texts)} candidates: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    return check_scores(list(scores), texts)

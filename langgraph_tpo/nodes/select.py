@@ -1,0 +1,78 @@
+"""``select``: pick chosen (best) and rejected (worst) over the whole cache, log the iteration."""
+
+from __future__ import annotations
+
+import time
+from statistics import fmean
+from typing import Any
+
+from langgraph_tpo.graph.routing import stop_reason
+from langgraph_tpo.graph.state import Candidate, TPOState
+from langgraph_tpo.nodes.common import NodeDeps, NodeFn, Update, brief, run_config
+
+
+def best_and_worst(candidates: list[Candidate]) -> tuple[Candidate, Candidate]:
+    """Best: highest score, earliest on ties. Worst: lowest score, latest on ties.
+
+    Breaking ties in opposite directions keeps chosen and rejected distinct whenever
+    the cache holds two or more candidates, even if every score is equal.
+    """
+    best = max(candidates, key=lambda c: c["score"])
+    worst = min(reversed(candidates), key=lambda c: c["score"])
+    return best, worst
+
+
+def make_select_node(deps: NodeDeps) -> NodeFn:
+    async def select(state: TPOState) -> Update:
+        """Reads ``candidates``, ``trajectory``, ``step``; writes ``chosen``, ``rejected``,
+        ``response``, ``score``, ``stop_reason`` and appends this iteration to ``trajectory``.
+        """
+        start = time.perf_counter()
+        config = run_config(deps)
+        candidates = state.get("candidates") or []
+        iteration = state.get("iteration", 0)
+        history = [e["best_score"] for e in state.get("trajectory") or []]
+        if candidates:
+            best, worst = best_and_worst(candidates)
+            reason = stop_reason(config, iteration, [*history, best["score"]])
+        else:
+            best = worst = None
+            reason = "no_candidates"
+        entry = _trajectory_entry(state, iteration, best, reason)
+        entry["timings"]["select"] = time.perf_counter() - start
+        return {
+            "chosen": best,
+            "rejected": worst,
+            "response": best["text"] if best else "",
+            "score": best["score"] if best else None,
+            "stop_reason": reason,
+            "trajectory": [entry],
+            "step": {},
+        }
+
+    return select
+
+
+def _trajectory_entry(
+    state: TPOState, iteration: int, best: Candidate | None, reason: str | None
+) -> dict[str, Any]:
+    step = state.get("step") or {}
+    new_scores = step.get("new_scores", [])
+    entry: dict[str, Any] = {
+        "iteration": iteration,
+        "chosen": brief(state.get("chosen")) if iteration else None,
+        "rejected": brief(state.get("rejected")) if iteration else None,
+        "textual_loss": state.get("textual_loss") if iteration else None,
+        "textual_gradient": state.get("textual_gradient") if iteration else None,
+        "new_scores": new_scores,
+        "mean_new_score": fmean(new_scores) if new_scores else None,
+        "dropped": step.get("dropped", 0),
+        "extraction": step.get("extraction"),
+        "best_score": best["score"] if best else None,
+        "best_response": best["text"] if best else None,
+        "timings": dict(step.get("timings", {})),
+        "usage": step.get("usage", {}),
+    }
+    if reason:
+        entry["stop_reason"] = reason
+    return entry

@@ -1,0 +1,124 @@
+"""The reward protocol: how the graph scores candidates.
+
+A reward scores many (conversation, response) pairs in one call. A conversation
+is a list of OpenAI-style messages (``{"role": ..., "content": ...}``) ending with
+the user turn that the response answers. Plain callables and LangChain runnables
+are adapted to the protocol by :func:`as_batch_reward`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeAlias, runtime_checkable
+
+from langchain_core.runnables import Runnable
+
+from langgraph_tpo.errors import RewardError
+
+Message: TypeAlias = dict[str, str]
+Conversation: TypeAlias = list[Message]
+RewardPair: TypeAlias = tuple[Conversation, str]
+ScoreFn: TypeAlias = Callable[[str, str], float] | Callable[[str, str], Awaitable[float]]
+
+
+@runtime_checkable
+class BatchReward(Protocol):
+    """Scores a batch of (conversation, response) pairs; one float per pair, in order."""
+
+    async def ascore_batch(self, pairs: Sequence[RewardPair]) -> list[float]: ...
+
+
+def last_user_text(conversation: Conversation) -> str:
+    """The content of the last user message: the "query" of a single-query reward."""
+    for message in reversed(conversation):
+        if message["role"] == "user":
+            return message["content"]
+    raise RewardError("conversation has no user message to score a response against")
+
+
+class CallableReward:
+    """Adapts ``fn(query, response) -> float`` (sync or async) to :class:`BatchReward`.
+
+    Sync functions run in a worker thread so a slow scorer does not block the event loop.
+    """
+
+    def __init__(self, fn: ScoreFn) -> None:
+        self.fn = fn
+        self._is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+            type(fn).__call__
+        )
+
+    async def _score_one(self, conversation: Conversation, response: str) -> float:
+        query = last_user_text(conversation)
+        if self._is_async:
+            return await self.fn(query, response)  # type: ignore[misc]
+        return await asyncio.to_thread(self.fn, query, response)  # type: ignore[arg-type]
+
+    async def ascore_batch(self, pairs: Sequence[RewardPair]) -> list[float]:
+        return list(await asyncio.gather(*(self._score_one(c, r) for c, r in pairs)))
+
+
+class RunnableReward:
+    """Adapts a LangChain runnable to :class:`BatchReward` with one ``abatch`` call.
+
+    The runnable receives ``{"query", "response", "conversation"}`` and returns a number
+    (or an object with a ``score`` key or attribute).
+    """
+
+    def __init__(self, runnable: Runnable) -> None:
+        self.runnable = runnable
+
+    async def ascore_batch(self, pairs: Sequence[RewardPair]) -> list[float]:
+        inputs = [{"query": last_user_text(c), "response": r, "conversation": c} for c, r in pairs]
+        outputs = await self.runnable.abatch(inputs)
+        return [_as_number(o) for o in outputs]
+
+
+def _as_number(value: Any) -> float:
+    if isinstance(value, dict) and "score" in value:
+        value = value["score"]
+    elif hasattr(value, "score"):
+        value = value.score
+    elif hasattr(value, "content"):
+        value = value.content
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise RewardError(f"reward runnable returned {value!r}, not a number") from exc
+
+
+def as_batch_reward(reward: BatchReward | Runnable | ScoreFn) -> BatchReward:
+    """Wrap any supported reward in the :class:`BatchReward` protocol."""
+    if isinstance(reward, BatchReward):
+        return reward
+    if isinstance(reward, Runnable):
+        return RunnableReward(reward)
+    if callable(reward):
+        return CallableReward(reward)
+    raise TypeError(
+        f"reward must be a callable (query, response) -> float, a LangChain runnable, "
+        f"or an object with an async ascore_batch(pairs) method; got {type(reward).__name__}"
+    )
+
+
+def check_scores(scores: Sequence[Any], responses: Sequence[str]) -> list[float]:
+    """Validate one batch of scores: one finite number per response, else :class:`RewardError`."""
+    if len(scores) != len(responses):
+        raise RewardError(f"reward returned {len(scores)} scores for {len(responses)} candidates")
+    checked: list[float] = []
+    for index, (score, response) in enumerate(zip(scores, responses, strict=True)):
+        try:
+            value = float(score)
+        except (TypeError, ValueError):
+            value = math.nan
+        if not math.isfinite(value):
+            preview = response[:80].replace("\n", " ")
+            raise RewardError(
+                f"reward returned {score!r} for candidate {index} ({preview!r}); "
+                "scores must be finite numbers"
+            )
+        checked.append(value)
+    return checked
