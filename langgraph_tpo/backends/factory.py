@@ -1,0 +1,94 @@
+"""Choose the policy and the reward from plain settings (CLI flags, env vars, Studio).
+
+With nothing set, both are the embedded default: SmolLM2-135M-Instruct in-process on
+CPU as the policy, and the same loaded model as an LLM judge for the reward.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from typing import Any
+from urllib.parse import urlparse
+
+from langchain_core.language_models import BaseChatModel
+
+from langgraph_tpo.errors import ConfigError
+from langgraph_tpo.reward import BatchReward
+
+# Defaults of the embedded CPU job: small enough to finish on 2 cores in under 3 minutes.
+EMBEDDED_DEFAULTS: dict[str, Any] = {"num_samples": 3, "max_iterations": 1, "max_tokens": 256}
+
+
+@dataclass
+class BackendSettings:
+    """Where the policy and reward come from. Empty fields mean the embedded default."""
+
+    policy_url: str | None = None  # OpenAI-compatible server (vLLM), e.g. http://host:8000/v1
+    policy_model: str | None = None  # served model name at policy_url
+    policy_path: str | None = None  # local model dir or .gguf for in-process transformers
+    reward_url: str | None = None  # vLLM pooling server with /classify
+    reward_model: str | None = None  # served reward model name at reward_url
+    reward_path: str | None = None  # local reward model dir (in-process, or tokenizer for URL)
+    judge: bool = False  # use the policy as an LLM judge even when a reward model is given
+    api_key: str | None = None  # for policy_url; else $TPO_API_KEY / $OPENAI_API_KEY
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> BackendSettings:
+        """Settings from ``TPO_POLICY_URL``, ``TPO_REWARD_URL``, ... then ``overrides``."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = os.environ.get(f"TPO_{f.name.upper()}")
+            if raw:
+                values[f.name] = raw.lower() in ("1", "true", "yes") if f.name == "judge" else raw
+        values.update({k: v for k, v in overrides.items() if v not in (None, "")})
+        return cls(**values)
+
+    @property
+    def is_embedded(self) -> bool:
+        return not (self.policy_url or self.policy_path)
+
+    def validate(self) -> None:
+        for name in ("policy_url", "reward_url"):
+            url = getattr(self, name)
+            if url and urlparse(url).scheme not in ("http", "https"):
+                raise ConfigError(f"{name} must be an http(s) URL, got {url!r}")
+        if self.policy_url and not self.policy_model:
+            raise ConfigError("policy_url needs policy_model (the served model name)")
+        if self.reward_url and not self.reward_model:
+            raise ConfigError("reward_url needs reward_model (the served model name)")
+        if self.reward_url and not self.reward_path:
+            raise ConfigError(
+                "reward_url needs reward_path: a local directory with the reward model's "
+                "tokenizer, used to render its chat template"
+            )
+
+
+def build_policy(settings: BackendSettings) -> BaseChatModel:
+    """The policy chat model the settings name."""
+    settings.validate()
+    if settings.policy_url:
+        from langgraph_tpo.backends.vllm_server import vllm_chat_model
+
+        return vllm_chat_model(settings.policy_url, settings.policy_model or "",
+                               api_key=settings.api_key)
+    from langgraph_tpo.backends.transformers_chat import TransformersChatModel
+
+    return TransformersChatModel(model_path=settings.policy_path)
+
+
+def build_reward(settings: BackendSettings, policy: BaseChatModel) -> BatchReward:
+    """The reward the settings name; an LLM judge over ``policy`` when none is given."""
+    settings.validate()
+    if settings.reward_url and not settings.judge:
+        from langgraph_tpo.backends.vllm_server import VLLMServerReward
+
+        return VLLMServerReward(settings.reward_url, settings.reward_model or "",
+                                tokenizer_path=settings.reward_path)
+    if settings.reward_path and not settings.judge:
+        from langgraph_tpo.backends.transformers_reward import TransformersReward
+
+        return TransformersReward(settings.reward_path)
+    from langgraph_tpo.backends.judge import JudgeReward
+
+    return JudgeReward(policy)

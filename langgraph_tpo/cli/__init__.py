@@ -1,0 +1,5 @@
+"""The ``tpo`` command line."""
+
+from langgraph_tpo.cli.app import app
+
+__all__ = ["app"]
