@@ -1,6 +1,7 @@
 """langgraph-tpo: Test-Time Preference Optimization (Li et al., ICML 2025) as a LangGraph graph."""
 
 from langgraph_tpo.config import TPOConfig
+from langgraph_tpo.embedding import as_text_runnable, as_tool, tpo_node
 from langgraph_tpo.errors import (
     BackendUnavailableError,
     ConfigError,
@@ -22,6 +23,9 @@ __all__ = [
     "TPOError",
     "TPOState",
     "as_batch_reward",
+    "as_text_runnable",
+    "as_tool",
+    "tpo_node",
     "create_tpo_graph",
 ]
 __version__ = "0.1.0"

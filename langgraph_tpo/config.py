@@ -59,6 +59,12 @@ class TPOConfig(BaseModel):
         "critique and update prompts (the reference implementation uses 2048).",
     )
 
+    review_gradient: bool = Field(
+        False,
+        description="Pause after textual_gradient for a human to accept, edit or stop "
+        "(LangGraph interrupt; needs a checkpointer).",
+    )
+
     @field_validator("score_threshold")
     @classmethod
     def _finite_threshold(cls, value: float | None) -> float | None:

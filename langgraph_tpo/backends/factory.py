@@ -70,8 +70,9 @@ def build_policy(settings: BackendSettings) -> BaseChatModel:
     if settings.policy_url:
         from langgraph_tpo.backends.vllm_server import vllm_chat_model
 
-        return vllm_chat_model(settings.policy_url, settings.policy_model or "",
-                               api_key=settings.api_key)
+        return vllm_chat_model(
+            settings.policy_url, settings.policy_model or "", api_key=settings.api_key
+        )
     from langgraph_tpo.backends.transformers_chat import TransformersChatModel
 
     return TransformersChatModel(model_path=settings.policy_path)
@@ -83,8 +84,9 @@ def build_reward(settings: BackendSettings, policy: BaseChatModel) -> BatchRewar
     if settings.reward_url and not settings.judge:
         from langgraph_tpo.backends.vllm_server import VLLMServerReward
 
-        return VLLMServerReward(settings.reward_url, settings.reward_model or "",
-                                tokenizer_path=settings.reward_path)
+        return VLLMServerReward(
+            settings.reward_url, settings.reward_model or "", tokenizer_path=settings.reward_path
+        )
     if settings.reward_path and not settings.judge:
         from langgraph_tpo.backends.transformers_reward import TransformersReward
 

@@ -43,8 +43,9 @@ async def run_graph(graph: Any, query: str, config: TPOConfig, progress: Progres
 
 @app.command()
 def run(
-    prompt: Annotated[str, typer.Argument(help="The query to optimize a response for; - reads "
-                                               "it from stdin.")],
+    prompt: Annotated[
+        str, typer.Argument(help="The query to optimize a response for; - reads it from stdin.")
+    ],
     policy_url: o.PolicyUrl = None,
     policy_model: o.PolicyModel = None,
     policy_path: o.PolicyPath = None,
@@ -63,8 +64,9 @@ def run(
     mode: o.Mode = None,
     seed: o.Seed = None,
     max_context_tokens: o.MaxContextTokens = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the whole final state as JSON."
-                                          )] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the whole final state as JSON.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the response.")] = False,
 ) -> None:
     """Optimize one response: sample, score, critique, improve; print the best one."""

@@ -9,8 +9,12 @@ from rich.console import Console
 from rich.table import Table
 
 NEXT_NODE = {
-    "sample": "reward_score", "reward_score": "select", "select": "textual_loss",
-    "textual_loss": "textual_gradient", "textual_gradient": "update", "update": "reward_score",
+    "sample": "reward_score",
+    "reward_score": "select",
+    "select": "textual_loss",
+    "textual_loss": "textual_gradient",
+    "textual_gradient": "update",
+    "update": "reward_score",
 }
 
 
@@ -38,8 +42,10 @@ class Progress:
     def describe(self) -> str:
         best = "-" if self.best is None else f"{self.best:.4g}"
         elapsed = time.perf_counter() - self.start
-        return (f"[bold]{self.node}[/bold]  iteration {self.iteration}/{self.max_iterations}"
-                f"  best {best}  {elapsed:.0f}s")
+        return (
+            f"[bold]{self.node}[/bold]  iteration {self.iteration}/{self.max_iterations}"
+            f"  best {best}  {elapsed:.0f}s"
+        )
 
     def node_done(self, node: str, update: dict[str, Any]) -> None:
         if "iteration" in (update or {}):
@@ -81,6 +87,8 @@ def print_result(console: Console, out: dict[str, Any]) -> None:
     console.print(out.get("response") or "[red](no usable response)[/red]", markup=False)
     console.rule()
     score = out.get("score")
-    console.print(f"score: {'-' if score is None else f'{score:.4f}'}   "
-                  f"stop: {out.get('stop_reason')}   candidates: {len(out.get('candidates', []))}")
+    console.print(
+        f"score: {'-' if score is None else f'{score:.4f}'}   "
+        f"stop: {out.get('stop_reason')}   candidates: {len(out.get('candidates', []))}"
+    )
     console.print(iteration_table(out.get("trajectory", [])))

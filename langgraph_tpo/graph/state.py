@@ -10,6 +10,9 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Any, TypedDict
 
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
+
 from langgraph_tpo.reward import Conversation
 
 
@@ -22,15 +25,21 @@ class Candidate(TypedDict):
 
 
 class TPOInput(TypedDict, total=False):
-    """Input: a single query. (A ``messages`` list arrives with the ecosystem work.)"""
+    """Input: a single ``query``, or a conversation as LangChain ``messages``.
+
+    With ``messages`` (as in ``MessagesState``) TPO optimizes the next assistant reply to
+    the whole conversation and appends it to ``messages`` as one ``AIMessage``.
+    """
 
     query: str
+    messages: Annotated[list[AnyMessage], add_messages]
 
 
 class TPOOutput(TypedDict, total=False):
     """What a finished run returns."""
 
     query: str
+    messages: Annotated[list[AnyMessage], add_messages]
     response: str
     score: float
     candidates: list[Candidate]

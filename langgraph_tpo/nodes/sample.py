@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from langchain_core.messages import BaseMessage, convert_to_messages
 from langgraph.types import Overwrite
 
 from langgraph_tpo.errors import ConfigError
@@ -12,12 +13,20 @@ from langgraph_tpo.nodes.common import NodeDeps, NodeFn, Update, run_config
 from langgraph_tpo.policy import generate
 from langgraph_tpo.reward import Conversation
 
+_ROLES = {"human": "user", "ai": "assistant", "system": "system"}
+
 
 def read_conversation(state: TPOState) -> Conversation:
-    """The conversation to answer, from the ``query`` input; rejects unusable input."""
+    """The conversation to answer, from ``messages`` or ``query``; rejects unusable input.
+
+    With ``messages``, the conversation must end with a user turn; tool calls and tool
+    results are not part of what the reward model sees.
+    """
+    if state.get("messages"):
+        return _from_messages(state["messages"])
     query: Any = state.get("query")
     if query is None:
-        raise ConfigError("input needs a 'query' (a non-empty string)")
+        raise ConfigError("input needs a 'query' (a non-empty string) or 'messages'")
     if not isinstance(query, str):
         raise ConfigError(f"query must be a string, got {type(query).__name__}")
     if not query.strip():
@@ -25,14 +34,36 @@ def read_conversation(state: TPOState) -> Conversation:
     return [{"role": "user", "content": query}]
 
 
+def _from_messages(messages: list[Any]) -> Conversation:
+    try:
+        parsed: list[BaseMessage] = convert_to_messages(messages)
+    except (ValueError, TypeError, NotImplementedError) as exc:
+        raise ConfigError(f"messages: not a list of chat messages ({exc})") from exc
+    conversation = [
+        {"role": _ROLES[m.type], "content": str(m.text)}
+        for m in parsed
+        if m.type in _ROLES and m.text.strip()
+    ]
+    if not any(m["role"] == "user" for m in conversation):
+        raise ConfigError("messages: the conversation has no user message to answer")
+    if conversation[-1]["role"] != "user":
+        raise ConfigError(
+            f"messages: the last message must be the user's turn to answer, "
+            f"got a {conversation[-1]['role']} message"
+        )
+    return conversation
+
+
 def make_sample_node(deps: NodeDeps) -> NodeFn:
     async def sample(state: TPOState) -> Update:
-        """Reads ``query``; writes ``pending`` (N texts), resets the cache and trajectory."""
+        """Reads ``query`` or ``messages``; writes ``conversation``, ``pending`` (N texts),
+        resets the cache and the trajectory."""
         conversation = read_conversation(state)
         config = run_config(deps)
         result = await generate(deps.policy, conversation, config.num_samples, config)
         texts = [t for t in result.texts if t.strip()]
         return {
+            "query": conversation[-1]["content"],
             "conversation": conversation,
             "pending": texts,
             "iteration": 0,

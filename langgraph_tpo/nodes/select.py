@@ -6,6 +6,9 @@ import time
 from statistics import fmean
 from typing import Any
 
+from langchain_core.messages import AIMessage
+from langgraph.config import get_stream_writer
+
 from langgraph_tpo.graph.routing import stop_reason
 from langgraph_tpo.graph.state import Candidate, TPOState
 from langgraph_tpo.nodes.common import NodeDeps, NodeFn, Update, brief, run_config
@@ -38,9 +41,12 @@ def make_select_node(deps: NodeDeps) -> NodeFn:
         else:
             best = worst = None
             reason = "no_candidates"
+        if (state.get("step") or {}).get("human_stop"):
+            reason = "human_stop"
         entry = _trajectory_entry(state, iteration, best, reason)
         entry["timings"]["select"] = time.perf_counter() - start
-        return {
+        _emit_progress(entry)
+        update: Update = {
             "chosen": best,
             "rejected": worst,
             "response": best["text"] if best else "",
@@ -49,8 +55,39 @@ def make_select_node(deps: NodeDeps) -> NodeFn:
             "trajectory": [entry],
             "step": {},
         }
+        if reason and state.get("messages"):
+            update["messages"] = [final_message(best, iteration, reason)]
+        return update
 
     return select
+
+
+def final_message(best: Candidate | None, iteration: int, reason: str) -> AIMessage:
+    """The reply appended to ``messages``: the best response, with TPO's summary attached."""
+    tpo = {
+        "score": best["score"] if best else None,
+        "iterations": iteration,
+        "stop_reason": reason,
+    }
+    return AIMessage(
+        content=best["text"] if best else "",
+        name="tpo",
+        response_metadata={"tpo": tpo},
+    )
+
+
+def _emit_progress(entry: dict[str, Any]) -> None:
+    """A ``stream_mode="custom"`` event per iteration: best response and score so far."""
+    get_stream_writer()(
+        {
+            "event": "tpo_iteration",
+            "iteration": entry["iteration"],
+            "best_score": entry["best_score"],
+            "best_response": entry["best_response"],
+            "new_scores": entry["new_scores"],
+            "stop_reason": entry.get("stop_reason"),
+        }
+    )
 
 
 def _trajectory_entry(
@@ -68,6 +105,7 @@ def _trajectory_entry(
         "mean_new_score": fmean(new_scores) if new_scores else None,
         "dropped": step.get("dropped", 0),
         "extraction": step.get("extraction"),
+        "review": step.get("review"),
         "best_score": best["score"] if best else None,
         "best_response": best["text"] if best else None,
         "timings": dict(step.get("timings", {})),
