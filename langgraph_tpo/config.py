@@ -73,12 +73,17 @@ class TPOConfig(BaseModel):
         return value
 
     def with_overrides(self, overrides: Mapping[str, Any] | BaseModel | None) -> TPOConfig:
-        """This config with the fields in ``overrides`` replaced (validated)."""
+        """This config with the fields in ``overrides`` replaced (validated).
+
+        Keys that are not TPOConfig fields (e.g. backend settings of a subclassed
+        context schema) are ignored here.
+        """
         if overrides is None:
             return self
         if isinstance(overrides, BaseModel):
             overrides = {k: getattr(overrides, k) for k in overrides.model_fields_set}
-        return make_config({**self.model_dump(), **dict(overrides)})
+        ours = {k: v for k, v in dict(overrides).items() if k in TPOConfig.model_fields}
+        return make_config({**self.model_dump(), **ours})
 
 
 def make_config(values: TPOConfig | Mapping[str, Any] | None = None) -> TPOConfig:

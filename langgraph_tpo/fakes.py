@@ -49,6 +49,7 @@ class FakePolicy(BaseChatModel):
 
     responder: Responder = default_responder
     calls: list[dict[str, Any]] = Field(default_factory=list)
+    counts: dict[str, list[int]] = Field(default_factory=dict)  # kind -> [requests, generations]
 
     @property
     def _llm_type(self) -> str:
@@ -56,8 +57,9 @@ class FakePolicy(BaseChatModel):
 
     def _draw(self, messages: list[BaseMessage], n: int, kwargs: dict[str, Any]) -> ChatResult:
         kind = prompt_kind(messages)
-        call = sum(1 for c in self.calls if c["kind"] == kind)
-        first = 0 if n > 1 else self.count(kind)
+        call, drawn = self.counts.setdefault(kind, [0, 0])
+        first = 0 if n > 1 else drawn
+        self.counts[kind] = [call + 1, drawn + n]
         self.calls.append({"kind": kind, "n": n, "kwargs": kwargs, "messages": messages})
         texts = [self.responder(kind, call, first + i) for i in range(n)]
         return ChatResult(generations=[ChatGeneration(message=AIMessage(t)) for t in texts])

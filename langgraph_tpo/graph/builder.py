@@ -21,7 +21,7 @@ from langgraph_tpo import nodes
 from langgraph_tpo.config import TPOConfig, make_config
 from langgraph_tpo.graph.routing import route_after_select
 from langgraph_tpo.graph.state import TPOInput, TPOOutput, TPOState
-from langgraph_tpo.nodes.common import NodeDeps, as_node, timed
+from langgraph_tpo.nodes.common import NodeDeps, as_node, dual, timed
 from langgraph_tpo.reward import BatchReward, ScoreFn, as_batch_reward
 from langgraph_tpo.truncation import Tokenizer
 
@@ -36,6 +36,7 @@ def create_tpo_graph(
     checkpointer: Checkpointer = None,
     tokenizer: Tokenizer | None = None,
     name: str = "tpo",
+    context_schema: type[TPOConfig] = TPOConfig,
 ) -> CompiledStateGraph:
     """Build the TPO graph for ``policy`` (any LangChain chat model) and ``reward``.
 
@@ -43,13 +44,14 @@ def create_tpo_graph(
     or an object with ``async ascore_batch(pairs)``. ``config`` sets the defaults of every
     run; pass ``context={...}`` to ``invoke`` to override fields for one run. ``tokenizer``
     (optional) counts tokens for the ``max_context_tokens`` cut; without it a word-level
-    estimate is used.
+    estimate is used. ``context_schema`` may be a subclass of TPOConfig carrying more
+    per-run fields (the Studio graph adds backend settings).
     """
     if not isinstance(policy, BaseChatModel):
         raise TypeError(f"policy must be a LangChain BaseChatModel, got {type(policy).__name__}")
     deps = NodeDeps(policy, as_batch_reward(reward), make_config(config), tokenizer)
     builder = StateGraph(
-        TPOState, context_schema=TPOConfig, input_schema=TPOInput, output_schema=TPOOutput
+        TPOState, context_schema=context_schema, input_schema=TPOInput, output_schema=TPOOutput
     )
     builder.add_node(
         "sample", as_node("sample", timed("sample", nodes.make_sample_node(deps), fresh_step=True))
@@ -66,7 +68,11 @@ def create_tpo_graph(
     builder.add_edge(START, "sample")
     builder.add_edge("sample", "reward_score")
     builder.add_edge("reward_score", "select")
-    builder.add_conditional_edges("select", route_after_select, ["textual_loss", END])
+    builder.add_conditional_edges(
+        "select",
+        dual("route_after_select", route_after_select, trace=False),
+        ["textual_loss", END],
+    )
     builder.add_edge("textual_loss", "textual_gradient")
     builder.add_edge("textual_gradient", "update")
     builder.add_edge("update", "reward_score")

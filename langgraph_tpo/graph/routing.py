@@ -37,5 +37,6 @@ def stop_reason(config: TPOConfig, iteration: int, best_history: list[float]) ->
     return None
 
 
-def route_after_select(state: TPOState) -> Literal["textual_loss", "__end__"]:
+async def route_after_select(state: TPOState) -> Literal["textual_loss", "__end__"]:
+    """END once ``select`` recorded a stop reason, else on to the next iteration."""
     return END if state.get("stop_reason") else "textual_loss"

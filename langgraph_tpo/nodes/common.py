@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.runnables import RunnableLambda
+from langchain_core.runnables import Runnable, RunnableLambda
 from langgraph.runtime import get_runtime
 
 from langgraph_tpo.config import TPOConfig
@@ -83,13 +83,26 @@ def timed(name: str, fn: NodeFn, *, fresh_step: bool = False) -> NodeFn:
     return node
 
 
-def as_node(name: str, fn: NodeFn) -> RunnableLambda:
-    """An async node that also runs under the sync API (invoke, stream, batch)."""
+try:  # LangGraph's own node wrapper: inspects signatures once, not on every call
+    from langgraph._internal._runnable import RunnableCallable as _NodeRunnable
+except ImportError:  # pragma: no cover - other LangGraph versions
+    _NodeRunnable = None
 
-    def sync(state: TPOState) -> Update:
-        return run_sync(fn(state))
 
-    return RunnableLambda(sync, afunc=fn, name=name)
+def dual(name: str, afunc: Callable[..., Awaitable[T]], *, trace: bool = True) -> Runnable:
+    """An async function that also runs under the sync API (invoke, stream, batch)."""
+
+    def sync(*args: Any) -> T:
+        return run_sync(afunc(*args))
+
+    if _NodeRunnable is not None:
+        return _NodeRunnable(sync, afunc, name=name, trace=trace)
+    return RunnableLambda(sync, afunc=afunc, name=name)
+
+
+def as_node(name: str, fn: NodeFn) -> Runnable:
+    """A graph node from an async node function."""
+    return dual(name, fn)
 
 
 _bridge = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tpo-sync")

@@ -1,0 +1,130 @@
+"""Benchmark 1: graph overhead per iteration, against bare LangGraph nodes (the floor).
+
+Instant fake policy and reward, N=5, D=20. Times the TPO graph with no checkpointer and
+with the SQLite checkpointer, and the same loop of six no-op async nodes.
+
+    python -m benchmarks.graph_overhead [--repeats 20] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypedDict
+
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph import END, START, StateGraph
+
+from benchmarks.common import print_table, write_json
+from langgraph_tpo import TPOConfig, create_tpo_graph
+from langgraph_tpo.fakes import FakeBatchReward, FakeNPolicy
+
+N, D = 5, 20
+RECURSION = {"recursion_limit": 10 * (D + 2)}
+
+
+class FloorState(TypedDict, total=False):
+    iteration: int
+
+
+def floor_graph() -> Any:
+    """The same six-node loop with nodes that do nothing."""
+
+    async def noop(state: FloorState) -> dict:
+        return {}
+
+    async def update(state: FloorState) -> dict:
+        return {"iteration": state.get("iteration", 0) + 1}
+
+    async def route(state: FloorState) -> str:
+        return END if state.get("iteration", 0) >= D else "textual_loss"
+
+    g = StateGraph(FloorState)
+    for name in ("sample", "reward_score", "select", "textual_loss", "textual_gradient"):
+        g.add_node(name, noop)
+    g.add_node("update", update)
+    g.add_edge(START, "sample")
+    g.add_edge("sample", "reward_score")
+    g.add_edge("reward_score", "select")
+    g.add_conditional_edges("select", route, ["textual_loss", END])
+    g.add_edge("textual_loss", "textual_gradient")
+    g.add_edge("textual_gradient", "update")
+    g.add_edge("update", "reward_score")
+    return g.compile()
+
+
+def tpo_graph(checkpointer: Any = None) -> Any:
+    return create_tpo_graph(
+        FakeNPolicy(),
+        FakeBatchReward(),
+        TPOConfig(num_samples=N, max_iterations=D),
+        checkpointer=checkpointer,
+    )
+
+
+async def per_iteration_ms(run: Callable[[int], Awaitable[Any]], repeats: int) -> float:
+    await run(-1)  # warm-up
+    best = float("inf")
+    for i in range(repeats):
+        start = time.perf_counter()
+        await run(i)
+        best = min(best, time.perf_counter() - start)
+    return best / (D + 1) * 1000  # D iterations plus the initial sampling round
+
+
+async def measure(repeats: int) -> dict[str, float]:
+    floor, plain = floor_graph(), tpo_graph()
+    results = {
+        "floor": await per_iteration_ms(lambda i: floor.ainvoke({}, RECURSION), repeats),
+        "tpo": await per_iteration_ms(lambda i: plain.ainvoke({"query": "q"}, RECURSION), repeats),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        async with AsyncSqliteSaver.from_conn_string(str(Path(tmp) / "cp.db")) as saver:
+            graph = tpo_graph(saver)
+
+            async def run(i: int) -> Any:
+                config = {**RECURSION, "configurable": {"thread_id": f"t{i}"}}
+                return await graph.ainvoke({"query": "q"}, config)
+
+            results["tpo_sqlite"] = await per_iteration_ms(run, repeats)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    ms = asyncio.run(measure(args.repeats))
+    rows = [
+        ["bare LangGraph loop (floor)", ms["floor"], 1.0],
+        ["TPO graph, no checkpointer", ms["tpo"], ms["tpo"] / ms["floor"]],
+        ["TPO graph, SQLite checkpointer", ms["tpo_sqlite"], ms["tpo_sqlite"] / ms["floor"]],
+    ]
+    print_table(
+        f"Graph overhead, N={N}, D={D} (best of {args.repeats})",
+        ["variant", "ms / iteration", "x floor"],
+        rows,
+    )
+    target = ms["tpo"] / ms["floor"] <= 2.0
+    print(f"target (TPO without checkpointer <= 2x floor): {'met' if target else 'MISSED'}")
+    path = write_json(
+        "graph_overhead",
+        {
+            "n": N,
+            "d": D,
+            "ms_per_iteration": ms,
+            "ratio_to_floor": ms["tpo"] / ms["floor"],
+            "target_met": target,
+        },
+        args.out,
+    )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
