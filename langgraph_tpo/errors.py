@@ -4,7 +4,13 @@ from __future__ import annotations
 
 
 class TPOError(Exception):
-    """Base class of every error this package raises on purpose."""
+    """Base class of every error this package raises on purpose.
+
+    ``transient`` is True when retrying the same call may succeed (a server that is
+    down, restarting or overloaded); the graph's node retry policy uses it.
+    """
+
+    transient: bool = False
 
 
 class ConfigError(TPOError, ValueError):
@@ -21,3 +27,66 @@ class PolicyError(TPOError):
 
 class BackendUnavailableError(TPOError):
     """A model backend cannot be reached or loaded; the message says what was tried."""
+
+
+class ContextTooLongError(PolicyError):
+    """The prompt (plus max_tokens) does not fit the model's context window."""
+
+
+_TRANSIENT_NAMES = {
+    "APIConnectionError",
+    "APITimeoutError",
+    "InternalServerError",
+    "RateLimitError",
+    "ConnectError",
+    "ConnectTimeout",
+    "ReadTimeout",
+    "WriteTimeout",
+    "PoolTimeout",
+    "ReadError",
+    "RemoteProtocolError",
+    "ServiceUnavailableError",
+}
+_CONTEXT_MARKERS = (
+    "maximum context length",
+    "context length",
+    "max_model_len",
+    "too many tokens",
+    "prompt is too long",
+    "input is too long",
+)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure worth retrying: connection refused/reset, timeouts, HTTP 429 and 5xx."""
+    for err in _chain(exc):
+        if isinstance(err, ConnectionError | TimeoutError | BackendUnavailableError):
+            return True
+        if type(err).__name__ in _TRANSIENT_NAMES:
+            return True
+        status = getattr(err, "status_code", None) or getattr(
+            getattr(err, "response", None), "status_code", None
+        )
+        if isinstance(status, int) and (status == 429 or status >= 500):
+            return True
+    return False
+
+
+def is_context_too_long(exc: BaseException) -> bool:
+    """An HTTP 400 (or similar) saying the prompt does not fit the context window."""
+    for err in _chain(exc):
+        if isinstance(err, ContextTooLongError):
+            return True
+        text = str(err).lower()
+        if any(marker in text for marker in _CONTEXT_MARKERS):
+            return True
+    return False

@@ -12,7 +12,12 @@ from langchain_core.messages import BaseMessage, convert_to_messages
 from langchain_core.outputs import ChatGeneration, ChatResult, LLMResult
 
 from langgraph_tpo.config import TPOConfig
-from langgraph_tpo.errors import PolicyError
+from langgraph_tpo.errors import (
+    ContextTooLongError,
+    PolicyError,
+    is_context_too_long,
+    is_transient,
+)
 
 
 @dataclass
@@ -84,7 +89,17 @@ async def generate(
     except PolicyError:
         raise
     except Exception as exc:
-        raise PolicyError(f"policy call failed: {type(exc).__name__}: {exc}") from exc
+        raise policy_error(exc) from exc
+
+
+def policy_error(exc: Exception) -> PolicyError:
+    """The PolicyError for a failed call, marked transient or context-too-long."""
+    message = f"policy call failed: {type(exc).__name__}: {exc}"
+    if is_context_too_long(exc):
+        return ContextTooLongError(message)
+    error = PolicyError(message)
+    error.transient = is_transient(exc)
+    return error
 
 
 def _collect(results: list[LLMResult]) -> Generations:

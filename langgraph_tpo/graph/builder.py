@@ -15,7 +15,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Checkpointer
+from langgraph.types import Checkpointer, RetryPolicy
 
 from langgraph_tpo import nodes
 from langgraph_tpo.config import TPOConfig, make_config
@@ -28,6 +28,22 @@ from langgraph_tpo.truncation import Tokenizer
 NODE_NAMES = ("sample", "reward_score", "select", "textual_loss", "textual_gradient", "update")
 
 
+def retry_transient(exc: BaseException) -> bool:
+    return bool(getattr(exc, "transient", False))
+
+
+# Model calls that fail transiently (server down or restarting, timeout, HTTP 429/5xx) are
+# retried with exponential backoff: 1 s, 2 s, 4 s, ... capped at 30 s, 6 attempts in all.
+DEFAULT_RETRY = RetryPolicy(
+    initial_interval=1.0,
+    backoff_factor=2.0,
+    max_interval=30.0,
+    max_attempts=6,
+    jitter=True,
+    retry_on=retry_transient,
+)
+
+
 def create_tpo_graph(
     policy: BaseChatModel,
     reward: BatchReward | Runnable | ScoreFn,
@@ -37,6 +53,7 @@ def create_tpo_graph(
     tokenizer: Tokenizer | None = None,
     name: str = "tpo",
     context_schema: type[TPOConfig] = TPOConfig,
+    retry: RetryPolicy | None = DEFAULT_RETRY,
 ) -> CompiledStateGraph:
     """Build the TPO graph for ``policy`` (any LangChain chat model) and ``reward``.
 
@@ -45,7 +62,8 @@ def create_tpo_graph(
     run; pass ``context={...}`` to ``invoke`` to override fields for one run. ``tokenizer``
     (optional) counts tokens for the ``max_context_tokens`` cut; without it a word-level
     estimate is used. ``context_schema`` may be a subclass of TPOConfig carrying more
-    per-run fields (the Studio graph adds backend settings).
+    per-run fields (the Studio graph adds backend settings). ``retry`` is the retry
+    budget of the model-calling nodes for transient failures (``None``: no retries).
     """
     if not isinstance(policy, BaseChatModel):
         raise TypeError(f"policy must be a LangChain BaseChatModel, got {type(policy).__name__}")
@@ -54,7 +72,9 @@ def create_tpo_graph(
         TPOState, context_schema=context_schema, input_schema=TPOInput, output_schema=TPOOutput
     )
     builder.add_node(
-        "sample", as_node("sample", timed("sample", nodes.make_sample_node(deps), fresh_step=True))
+        "sample",
+        as_node("sample", timed("sample", nodes.make_sample_node(deps), fresh_step=True)),
+        retry_policy=retry,
     )
     for node_name, factory in (
         ("reward_score", nodes.make_reward_score_node),
@@ -62,7 +82,9 @@ def create_tpo_graph(
         ("textual_gradient", nodes.make_textual_gradient_node),
         ("update", nodes.make_update_node),
     ):
-        builder.add_node(node_name, as_node(node_name, timed(node_name, factory(deps))))
+        builder.add_node(
+            node_name, as_node(node_name, timed(node_name, factory(deps))), retry_policy=retry
+        )
     builder.add_node("select", as_node("select", nodes.make_select_node(deps)))
 
     builder.add_edge(START, "sample")

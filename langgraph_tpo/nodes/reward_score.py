@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from langgraph_tpo.errors import RewardError, TPOError
+from langgraph_tpo.errors import RewardError, TPOError, is_transient
 from langgraph_tpo.graph.state import Candidate, TPOState
 from langgraph_tpo.nodes.common import NodeDeps, NodeFn, Update, merge_step
 from langgraph_tpo.reward import check_scores
@@ -36,11 +36,14 @@ async def _score(deps: NodeDeps, state: TPOState, texts: list[str]) -> list[floa
     conversation = state["conversation"]
     try:
         scores = await deps.reward.ascore_batch([(conversation, t) for t in texts])
-    except TPOError:
+    except TPOError as exc:
+        exc.transient = exc.transient or is_transient(exc)
         raise
     except Exception as exc:
-        raise RewardError(
+        error = RewardError(
             f"reward {type(deps.reward).__name__} failed on {len(texts)} candidates: "
             f"{type(exc).__name__}: {exc}"
-        ) from exc
+        )
+        error.transient = is_transient(exc)
+        raise error from exc
     return check_scores(list(scores), texts)

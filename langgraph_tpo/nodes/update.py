@@ -7,10 +7,13 @@ from collections import Counter
 from langgraph_tpo.extraction import extract_response
 from langgraph_tpo.graph.state import TPOState
 from langgraph_tpo.nodes.common import NodeDeps, NodeFn, Update, merge_step, run_config
+from langgraph_tpo.nodes.critique import Quoted, call_policy
 from langgraph_tpo.nodes.review import review_gradient
-from langgraph_tpo.nodes.textual_loss import critique_inputs
-from langgraph_tpo.policy import generate
 from langgraph_tpo.prompts import update_messages
+
+
+def _messages(q: Quoted) -> list[tuple[str, str]]:
+    return update_messages(q.query, q.chosen, q.textual_gradient)
 
 
 def make_update_node(deps: NodeDeps) -> NodeFn:
@@ -21,7 +24,6 @@ def make_update_node(deps: NodeDeps) -> NodeFn:
         """
         config = run_config(deps)
         iteration = state.get("iteration", 0) + 1
-        gradient = state.get("textual_gradient") or ""
         reviewed: Update = {}
         if config.review_gradient:
             review = review_gradient(state)
@@ -31,13 +33,10 @@ def make_update_node(deps: NodeDeps) -> NodeFn:
                     "iteration": iteration,
                     "step": merge_step(state, human_stop=True, review="stop"),
                 }
-            gradient = review.textual_gradient
-            reviewed = {"textual_gradient": gradient}
-            state = {**state, "step": merge_step(state, review=review.action)}
-        query, chosen, _ = critique_inputs(deps, state, config.max_context_tokens, config.mode)
-        messages = update_messages(query, chosen, gradient)
-        result = await generate(
-            deps.policy, messages, config.num_samples, config, seed_offset=iteration
+            reviewed = {"textual_gradient": review.textual_gradient}
+            state = {**state, **reviewed, "step": merge_step(state, review=review.action)}
+        result, cut_to = await call_policy(
+            deps, state, config, _messages, config.num_samples, seed_offset=iteration
         )
         extracted = [extract_response(text) for text in result.texts]
         pending = [text for text, _ in extracted if text is not None]
@@ -50,6 +49,7 @@ def make_update_node(deps: NodeDeps) -> NodeFn:
                 usage=result.usage,
                 extraction=dict(Counter(rule for _, rule in extracted)),
                 dropped=len(extracted) - len(pending),
+                **({"context_cut_to": cut_to} if cut_to else {}),
             ),
         }
 

@@ -114,7 +114,7 @@ def test_policy_must_be_a_chat_model() -> None:
 def test_policy_failure_is_a_policy_error() -> None:
     class Broken(FakePolicy):
         def _draw(self, messages, n, kwargs):
-            raise TimeoutError("server timed out")
+            raise RuntimeError("server timed out")
 
     with pytest.raises(PolicyError, match="server timed out"):
         create_tpo_graph(Broken(), length_reward).invoke({"query": QUERY})

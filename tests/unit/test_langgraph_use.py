@@ -175,7 +175,7 @@ class FailingOnce(FakeNPolicy):
 
         if prompt_kind(messages) == self.fail_kind and not self.failed:
             self.failed = True
-            raise ConnectionError("policy server went away")
+            raise RuntimeError("policy server went away")
         return super()._draw(messages, n, kwargs)
 
 

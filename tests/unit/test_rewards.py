@@ -84,11 +84,12 @@ def test_wrong_number_of_scores_is_an_error() -> None:
 
 def test_reward_exception_is_wrapped_with_its_cause() -> None:
     def reward(query: str, response: str) -> float:
-        raise ConnectionError("reward server down")
+        raise KeyError("no such head")
 
-    with pytest.raises(RewardError, match="reward server down") as info:
+    with pytest.raises(RewardError, match="no such head") as info:
         run(reward)
-    assert isinstance(info.value.__cause__, ConnectionError)
+    assert isinstance(info.value.__cause__, KeyError)
+    assert not info.value.transient
 
 
 def test_check_scores_passes_finite_numbers_through() -> None:

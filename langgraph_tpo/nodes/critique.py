@@ -1,0 +1,80 @@
+"""What the textual loss, gradient and update prompts quote, and fitting them in context.
+
+Truncation policy: chosen and rejected responses, the critique and the suggestions are cut
+to ``max_context_tokens`` each. When the server still answers that the prompt does not
+fit the context window, they are cut to a quarter of that and the call is retried once;
+if it fails again the error is reported (``ContextTooLongError``). The query is never cut.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langgraph_tpo.config import TPOConfig
+from langgraph_tpo.errors import ContextTooLongError
+from langgraph_tpo.graph.state import TPOState
+from langgraph_tpo.nodes.common import NodeDeps, conversation_text
+from langgraph_tpo.policy import Generations, generate
+from langgraph_tpo.truncation import truncate_tokens
+
+MIN_CAP = 16
+
+
+@dataclass(frozen=True)
+class Quoted:
+    """The texts a critique-side prompt quotes, already cut to the token cap."""
+
+    query: str
+    chosen: str
+    rejected: str | None  # None: revision mode, or chosen is the only distinct text
+    textual_loss: str
+    textual_gradient: str
+
+
+def quoted(deps: NodeDeps, state: TPOState, config: TPOConfig, cap: int) -> Quoted:
+    chosen = state["chosen"]["text"]
+    rejected = state["rejected"]["text"] if state.get("rejected") else None
+    if config.mode == "revision" or rejected == chosen:
+        rejected = None
+
+    def cut(text: str) -> str:
+        return truncate_tokens(text, cap, deps.tokenizer)
+
+    return Quoted(
+        query=conversation_text(state["conversation"]),
+        chosen=cut(chosen),
+        rejected=cut(rejected) if rejected is not None else None,
+        textual_loss=cut(state.get("textual_loss") or ""),
+        textual_gradient=cut(state.get("textual_gradient") or ""),
+    )
+
+
+async def call_policy(
+    deps: NodeDeps,
+    state: TPOState,
+    config: TPOConfig,
+    build: Callable[[Quoted], Sequence[Any]],
+    n: int,
+    *,
+    seed_offset: int = 0,
+) -> tuple[Generations, int | None]:
+    """Call the policy on ``build(quoted texts)``; on a context-length error, cut and retry once.
+
+    Returns the generations and the reduced cap when the retry was needed.
+    """
+    cap = config.max_context_tokens
+    messages = build(quoted(deps, state, config, cap))
+    try:
+        return await generate(deps.policy, messages, n, config, seed_offset=seed_offset), None
+    except ContextTooLongError:
+        cap = max(MIN_CAP, cap // 4)
+    messages = build(quoted(deps, state, config, cap))
+    try:
+        return await generate(deps.policy, messages, n, config, seed_offset=seed_offset), cap
+    except ContextTooLongError as exc:
+        raise ContextTooLongError(
+            f"{exc} (after cutting quoted responses to {cap} tokens; shorten the query or "
+            "lower max_tokens)"
+        ) from exc
