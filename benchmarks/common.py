@@ -52,3 +52,31 @@ def write_json(name: str, payload: dict[str, Any], out: Path | None = None) -> P
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"machine": machine(), **payload}, indent=2))
     return path
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def _own_tree() -> set[int]:
+    import psutil
+
+    me = psutil.Process()
+    return {me.pid, *(p.pid for p in me.children(recursive=True))}
+
+
+def contention() -> dict[str, Any]:
+    """What else runs on the machine now: load average and other vLLM servers / pytest runs."""
+    import psutil
+
+    own = _own_tree()
+    vllm = pytest = 0
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        if proc.info["pid"] in own:
+            continue
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if "vllm.entrypoints" in cmd:
+            vllm += 1
+        elif "pytest" in cmd:
+            pytest += 1
+    return {"loadavg": [round(x, 2) for x in os.getloadavg()], "other_vllm": vllm, "pytest": pytest}

@@ -34,4 +34,6 @@ def render_for_reward(tokenizer: Any, conversation: Conversation, response: str)
 
 
 def render_batch_for_reward(tokenizer: Any, pairs: Sequence[RewardPair]) -> list[str]:
-    return [render_for_reward(tokenizer, conversation, response) for conversation, response in pairs]
+    return [
+        render_for_reward(tokenizer, conversation, response) for conversation, response in pairs
+    ]

@@ -7,7 +7,7 @@ CPU as the policy, and the same loaded model as an LLM judge for the reward.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlparse
 
@@ -31,7 +31,7 @@ class BackendSettings:
     reward_model: str | None = None  # served reward model name at reward_url
     reward_path: str | None = None  # local reward model dir (in-process, or tokenizer for URL)
     judge: bool = False  # use the policy as an LLM judge even when a reward model is given
-    api_key: str | None = None  # for policy_url; else $TPO_API_KEY / $OPENAI_API_KEY
+    api_key: str | None = field(default=None, repr=False)  # else $TPO_API_KEY/$OPENAI_API_KEY
 
     @classmethod
     def from_env(cls, **overrides: Any) -> BackendSettings:

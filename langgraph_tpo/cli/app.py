@@ -1,21 +1,12 @@
-"""``tpo``: run TPO on a prompt (``tpo run``)."""
+"""``tpo``: the command line (``run``, ``eval``, ``report``)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import sys
-from typing import Annotated, Any
-
 import typer
-from rich.console import Console
 
-from langgraph_tpo.backends.factory import build_policy, build_reward
-from langgraph_tpo.cli import options as o
-from langgraph_tpo.cli.display import Progress, print_result
-from langgraph_tpo.config import TPOConfig
-from langgraph_tpo.errors import TPOError
-from langgraph_tpo.graph import create_tpo_graph
+from langgraph_tpo.cli.evaluate import eval_command
+from langgraph_tpo.cli.report import report_command
+from langgraph_tpo.cli.run_cmd import read_prompt, run
 
 app = typer.Typer(
     help="Test-Time Preference Optimization (TPO) on LangGraph.",
@@ -23,71 +14,30 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+RUN_HELP = (
+    "Optimize one response: sample N, score, then up to D rounds of critique and rewrite; "
+    "print the best response, its score and a table per iteration.\n\n"
+    "Progress (running node, iteration k of D, best score, elapsed time) goes to stderr. "
+    "review_gradient has no flag: it needs an interactive resume (use the Python API or "
+    "LangGraph Studio)."
+)
+EVAL_HELP = (
+    "Run TPO (or --compare several methods) over a dataset, appending one JSON line per "
+    "finished prompt to --out.\n\n"
+    "Resumable: rerun the same command after a crash, kill or Ctrl-C and only the missing "
+    "prompts run. SIGINT/SIGTERM stop cleanly (exit 130/143) after writing every finished "
+    "prompt. review_gradient has no flag: it needs an interactive resume."
+)
+REPORT_HELP = (
+    "Plot the reward curve (mean best-so-far score per iteration, one line per method) into "
+    "DIR/reward_curve.png and summarize final score, gain and win rate over the first "
+    "iteration, tokens and wall time per prompt into DIR/summary.md."
+)
+app.command("run", help=RUN_HELP)(run)
+app.command("eval", help=EVAL_HELP)(eval_command)
+app.command("report", help=REPORT_HELP)(report_command)
 
-
-def read_prompt(prompt: str) -> str:
-    return sys.stdin.read() if prompt == "-" else prompt
-
-
-async def run_graph(graph: Any, query: str, config: TPOConfig, progress: Progress) -> dict:
-    """Stream the run, updating progress after each node; return the final state."""
-    final: dict[str, Any] = {}
-    async for mode, chunk in graph.astream({"query": query}, stream_mode=["updates", "values"]):
-        if mode == "updates":
-            for node, update in chunk.items():
-                progress.node_done(node, update or {})
-        else:
-            final = chunk
-    return final
-
-
-@app.command()
-def run(
-    prompt: Annotated[
-        str, typer.Argument(help="The query to optimize a response for; - reads it from stdin.")
-    ],
-    policy_url: o.PolicyUrl = None,
-    policy_model: o.PolicyModel = None,
-    policy_path: o.PolicyPath = None,
-    reward_url: o.RewardUrl = None,
-    reward_model: o.RewardModel = None,
-    reward_path: o.RewardPath = None,
-    judge: o.Judge = False,
-    config_file: o.ConfigFile = None,
-    num_samples: o.NumSamples = None,
-    max_iterations: o.MaxIterations = None,
-    temperature: o.Temperature = None,
-    top_p: o.TopP = None,
-    max_tokens: o.MaxTokens = None,
-    threshold: o.Threshold = None,
-    patience: o.Patience = None,
-    mode: o.Mode = None,
-    seed: o.Seed = None,
-    max_context_tokens: o.MaxContextTokens = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print the whole final state as JSON.")
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the response.")] = False,
-) -> None:
-    """Optimize one response: sample, score, critique, improve; print the best one."""
-    flags = dict(locals())
-    console = Console(stderr=as_json or quiet)
-    try:
-        config, backends = o.resolve(config_file, {**flags, "score_threshold": threshold})
-        query = read_prompt(prompt)
-        policy = build_policy(backends)
-        graph = create_tpo_graph(policy, build_reward(backends, policy), config)
-        with Progress(console, config.max_iterations, enabled=not quiet) as progress:
-            out = asyncio.run(run_graph(graph, query, config, progress))
-    except (TPOError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
-    if as_json:
-        print(json.dumps(out, indent=2, ensure_ascii=False, default=str))
-    elif quiet:
-        print(out.get("response", ""))
-    else:
-        print_result(console, out)
+__all__ = ["app", "read_prompt"]
 
 
 @app.callback()

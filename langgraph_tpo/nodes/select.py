@@ -104,6 +104,7 @@ def _trajectory_entry(
         "new_scores": new_scores,
         "mean_new_score": fmean(new_scores) if new_scores else None,
         "dropped": step.get("dropped", 0),
+        "reward_requests": step.get("reward_calls", 0),
         "extraction": step.get("extraction"),
         "review": step.get("review"),
         "best_score": best["score"] if best else None,

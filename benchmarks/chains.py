@@ -1,0 +1,298 @@
+"""What the vLLM benchmarks compare: the TPO graph and the minimal direct chain, plus counters.
+
+The direct chain is TPO's algorithm with nothing around it: the ``openai`` AsyncOpenAI client
+and one ``httpx.AsyncClient``, short prompts of its own, and the same requests the graph
+promises. Per prompt: one sampling request with ``n=N``; one ``/classify`` request per batch;
+per iteration one loss request, one gradient request and one update request with ``n=N``,
+then the new batch is scored. Chosen and rejected are the best and worst of the whole cache,
+as in the graph, and the same seeds are used (``seed``; the update of iteration k:
+``seed + k``).
+
+Server counters come from vLLM's ``/metrics``: ``vllm:prompt_tokens_total`` counts a prompt
+once per generated sequence (a request with ``n=5`` counts its prompt five times),
+``vllm:generation_tokens_total`` counts every generated token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import httpx
+from openai import AsyncOpenAI
+from transformers import AutoTokenizer
+
+from benchmarks.servers import CHAT, CLASSIFY, BenchServers
+from langgraph_tpo import TPOConfig, create_tpo_graph
+from langgraph_tpo.backends.chat_template import render_batch_for_reward
+from langgraph_tpo.backends.vllm_server import VLLMServerReward, vllm_chat_model
+
+LOSS = (
+    "Question: {query}\n\nAnswer A: {chosen}\n\nAnswer B: {rejected}\n\n"
+    "Answer A was preferred. Briefly say why, and what A still lacks."
+)
+GRADIENT = (
+    "Question: {query}\n\nAnswer: {chosen}\n\nCritique: {loss}\n\n"
+    "List brief suggestions to improve the answer."
+)
+UPDATE = (
+    "Question: {query}\n\nAnswer: {chosen}\n\nSuggestions: {gradient}\n\n"
+    "Rewrite the answer applying the suggestions. Output only the new answer."
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One TPO setting, shared by the graph and the direct chain."""
+
+    n: int = 5
+    d: int = 2
+    max_tokens: int = 128
+    seed: int = 1234
+    temperature: float = 0.7
+    top_p: float = 0.95
+
+    def tpo_config(self) -> TPOConfig:
+        return TPOConfig(
+            num_samples=self.n,
+            max_iterations=self.d,
+            max_tokens=self.max_tokens,
+            seed=self.seed,
+            temperature=self.temperature,
+            top_p=self.top_p,
+        )
+
+
+# ---------------------------------------------------------------- server counters
+
+
+@dataclass(frozen=True)
+class Counters:
+    """Server counters (or their difference over a run)."""
+
+    chat_requests: float = 0.0
+    sequences: float = 0.0
+    prompt_tokens: float = 0.0
+    generation_tokens: float = 0.0
+    prefix_cache_queries: float = 0.0
+    prefix_cache_hits: float = 0.0
+    classify_requests: float = 0.0
+    reward_prompt_tokens: float = 0.0
+
+    def __sub__(self, other: Counters) -> Counters:
+        return Counters(*(getattr(self, f.name) - getattr(other, f.name) for f in fields(self)))
+
+    def __add__(self, other: Counters) -> Counters:
+        return Counters(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+
+def read_counters(servers: BenchServers) -> Counters:
+    policy = servers.policy_metrics()
+    reward = servers.reward_metrics()
+    return Counters(
+        chat_requests=servers.policy_metrics(CHAT).get("http_requests_total", 0.0),
+        sequences=policy.get("vllm:request_success_total", 0.0),
+        prompt_tokens=policy.get("vllm:prompt_tokens_total", 0.0),
+        generation_tokens=policy.get("vllm:generation_tokens_total", 0.0),
+        prefix_cache_queries=policy.get("vllm:prefix_cache_queries_total", 0.0),
+        prefix_cache_hits=policy.get("vllm:prefix_cache_hits_total", 0.0),
+        classify_requests=servers.reward_metrics(CLASSIFY).get("http_requests_total", 0.0),
+        reward_prompt_tokens=reward.get("vllm:prompt_tokens_total", 0.0),
+    )
+
+
+def settled_counters(servers: BenchServers, timeout: float = 5.0) -> Counters:
+    """Counters once two reads 0.2 s apart agree (vLLM may count just after answering)."""
+    deadline = time.monotonic() + timeout
+    previous = read_counters(servers)
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        current = read_counters(servers)
+        if current == previous:
+            return current
+        previous = current
+    return previous
+
+
+@dataclass
+class RunStats:
+    """One timed run of one variant: wall time and the servers' counter deltas."""
+
+    variant: str
+    concurrency: int
+    prompts: int
+    wall_s: float
+    counters: Counters
+    mean_best_score: float | None = None
+
+    @property
+    def requests(self) -> int:
+        return int(self.counters.chat_requests + self.counters.classify_requests)
+
+    @property
+    def ms_per_generated_token(self) -> float:
+        return 1000 * self.wall_s / max(self.counters.generation_tokens, 1.0)
+
+    @property
+    def generated_tokens_per_s(self) -> float:
+        return self.counters.generation_tokens / self.wall_s if self.wall_s else 0.0
+
+    def merged(self, other: RunStats) -> RunStats:
+        """Two runs of the same variant as one (sums; score averaged over prompts)."""
+        scores = [
+            (s.mean_best_score, s.prompts) for s in (self, other) if s.mean_best_score is not None
+        ]
+        total = sum(p for _, p in scores)
+        mean = sum(v * p for v, p in scores) / total if total else None
+        return RunStats(
+            self.variant,
+            self.concurrency,
+            self.prompts + other.prompts,
+            self.wall_s + other.wall_s,
+            self.counters + other.counters,
+            mean,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "variant": self.variant,
+            "concurrency": self.concurrency,
+            "prompts": self.prompts,
+            "wall_s": self.wall_s,
+            "requests": self.requests,
+            "ms_per_generated_token": self.ms_per_generated_token,
+            "generated_tokens_per_s": self.generated_tokens_per_s,
+            "mean_best_score": self.mean_best_score,
+            **asdict(self.counters),
+        }
+
+
+Runner = Callable[[list[str], int], Awaitable[list[float]]]
+
+
+async def measure(
+    servers: BenchServers, variant: str, runner: Runner, queries: list[str], concurrency: int
+) -> RunStats:
+    """Run ``runner(queries, concurrency)`` (returns best scores) and take counter deltas."""
+    before = await asyncio.to_thread(settled_counters, servers)
+    start = time.perf_counter()
+    scores = await runner(queries, concurrency)
+    wall = time.perf_counter() - start
+    after = await asyncio.to_thread(settled_counters, servers)
+    mean = sum(scores) / len(scores) if scores else None
+    return RunStats(variant, concurrency, len(queries), wall, after - before, mean)
+
+
+def interleaved(variants: Sequence[str], rounds: int) -> list[tuple[int, str]]:
+    """``(round, variant)`` in A, B, B, A, A, B ... order, which cancels linear drift."""
+    order: list[tuple[int, str]] = []
+    for r in range(rounds):
+        names = list(variants) if r % 2 == 0 else list(reversed(variants))
+        order.extend((r, name) for name in names)
+    return order
+
+
+def split(items: list[str], parts: int) -> list[list[str]]:
+    """``items`` in ``parts`` contiguous chunks of (nearly) equal size."""
+    size, extra = divmod(len(items), parts)
+    chunks, start = [], 0
+    for i in range(parts):
+        end = start + size + (1 if i < extra else 0)
+        chunks.append(items[start:end])
+        start = end
+    return chunks
+
+
+# ---------------------------------------------------------------- the TPO graph
+
+
+def tpo_graph(servers: BenchServers, settings: Settings, policy: Any = None) -> Any:
+    """The TPO graph over the servers: ``vllm_chat_model`` + ``VLLMServerReward``."""
+    policy = policy or vllm_chat_model(servers.policy_url, servers.policy_model)
+    reward = VLLMServerReward(
+        servers.reward_url, servers.reward_model, tokenizer_path=servers.reward_tokenizer_path
+    )
+    return create_tpo_graph(policy, reward, settings.tpo_config())
+
+
+def tpo_runner(graph: Any) -> Runner:
+    async def run(queries: list[str], concurrency: int) -> list[float]:
+        outs = await graph.abatch(
+            [{"query": q} for q in queries], config={"max_concurrency": concurrency}
+        )
+        return [float(o["score"]) for o in outs]
+
+    return run
+
+
+# ---------------------------------------------------------------- the direct chain
+
+
+class DirectChain:
+    """TPO with the ``openai`` client and httpx only, and short prompts."""
+
+    def __init__(self, servers: BenchServers, settings: Settings) -> None:
+        self.servers = servers
+        self.settings = settings
+        self.client = AsyncOpenAI(
+            base_url=servers.policy_openai_url, api_key="EMPTY", timeout=600.0, max_retries=0
+        )
+        self.http = httpx.AsyncClient(timeout=120.0)
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            servers.reward_tokenizer_path, local_files_only=True
+        )
+
+    async def aclose(self) -> None:
+        await self.client.close()
+        await self.http.aclose()
+
+    async def chat(self, content: str, n: int, seed: int) -> list[str]:
+        s = self.settings
+        response = await self.client.chat.completions.create(
+            model=self.servers.policy_model,
+            messages=[{"role": "user", "content": content}],
+            n=n,
+            max_tokens=s.max_tokens,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            seed=seed,
+        )
+        return [choice.message.content or "" for choice in response.choices]
+
+    async def score(self, query: str, texts: list[str]) -> list[float]:
+        conversation = [{"role": "user", "content": query}]
+        rendered = render_batch_for_reward(self.tokenizer, [(conversation, t) for t in texts])
+        payload = {"model": self.servers.reward_model, "input": rendered, "use_activation": False}
+        response = await self.http.post(self.servers.reward_url + "/classify", json=payload)
+        response.raise_for_status()
+        data = sorted(response.json()["data"], key=lambda item: item["index"])
+        return [float(item["probs"][0]) for item in data]
+
+    async def run(self, query: str) -> float:
+        """One prompt through the whole chain; returns the best score."""
+        s = self.settings
+        texts = [t for t in await self.chat(query, s.n, s.seed) if t.strip()]
+        cache = list(zip(texts, await self.score(query, texts), strict=True))
+        for k in range(1, s.d + 1):
+            chosen = max(cache, key=lambda c: c[1])[0]
+            rejected = min(reversed(cache), key=lambda c: c[1])[0]
+            fill = {"query": query, "chosen": chosen, "rejected": rejected}
+            loss = (await self.chat(LOSS.format(**fill), 1, s.seed))[0]
+            gradient = (await self.chat(GRADIENT.format(**fill, loss=loss), 1, s.seed))[0]
+            prompt = UPDATE.format(**fill, gradient=gradient)
+            new = [t for t in await self.chat(prompt, s.n, s.seed + k) if t.strip()]
+            if new:
+                cache += list(zip(new, await self.score(query, new), strict=True))
+        return max(score for _, score in cache)
+
+    async def run_all(self, queries: list[str], concurrency: int) -> list[float]:
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def bounded(query: str) -> float:
+            async with semaphore:
+                return await self.run(query)
+
+        return list(await asyncio.gather(*(bounded(q) for q in queries)))

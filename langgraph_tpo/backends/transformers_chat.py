@@ -1,0 +1,386 @@
+"""A LangChain chat model that runs a Hugging Face causal LM in-process.
+
+:class:`TransformersChatModel` reads LangChain messages, renders them with the
+tokenizer's chat template, and samples ``n`` completions in one batched ``generate``
+call. Its output mirrors what ``ChatOpenAI`` returns from an OpenAI-compatible server
+(``finish_reason``, token usage, and OpenAI-format ``logprobs``), so the graph and the
+judge read both the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, ChatMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+from langgraph_tpo.backends.smollm2 import LoadedModel, load_model
+from langgraph_tpo.errors import ConfigError, PolicyError
+
+_ROLES = {"human": "user", "ai": "assistant", "system": "system"}
+# Sampling draws from torch's global RNG: one sampling call at a time across all models,
+# so a seeded call is reproducible even while another model samples in another thread.
+_RNG_LOCK = threading.Lock()
+_OVERRIDABLE = ("n", "temperature", "top_p", "max_tokens", "seed", "logprobs", "top_logprobs")
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """One request's sampling settings, after per-call overrides."""
+
+    n: int
+    temperature: float
+    top_p: float
+    max_tokens: int
+    seed: int | None
+    logprobs: bool
+    top_logprobs: int
+
+    def validate(self) -> SamplingParams:
+        if self.n < 1:
+            raise ConfigError(f"n must be >= 1, got {self.n}")
+        if self.temperature < 0:
+            raise ConfigError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.max_tokens < 1:
+            raise ConfigError(f"max_tokens must be >= 1, got {self.max_tokens}")
+        if self.top_logprobs < 0:
+            raise ConfigError(f"top_logprobs must be >= 0, got {self.top_logprobs}")
+        return self
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+@dataclass
+class Sample:
+    """One decoded completion."""
+
+    text: str
+    finish_reason: str
+    output_tokens: int
+    logprobs: list[dict[str, Any]] | None
+
+
+def to_chat_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
+    """LangChain messages as ``{"role", "content"}`` dicts for a chat template."""
+    converted = []
+    for message in messages:
+        role = message.role if isinstance(message, ChatMessage) else _ROLES.get(message.type)
+        if role is None:
+            raise ConfigError(
+                f"TransformersChatModel cannot render a {message.type!r} message "
+                "(only system, user and assistant messages)"
+            )
+        converted.append({"role": role, "content": _text_of(message.content)})
+    return converted
+
+
+def _text_of(content: str | list[Any]) -> str:
+    if isinstance(content, str):
+        return content
+    parts = []
+    for block in content:
+        if isinstance(block, str):
+            parts.append(block)
+        elif isinstance(block, dict) and block.get("type") == "text":
+            parts.append(str(block.get("text", "")))
+        else:
+            raise ConfigError(f"TransformersChatModel only reads text content, got {block!r}")
+    return "".join(parts)
+
+
+class _StopOnStrings:
+    """Stops each sequence once its decoded completion contains one of ``stops``."""
+
+    def __init__(self, tokenizer: Any, prompt_len: int, stops: Sequence[str]) -> None:
+        self.tokenizer = tokenizer
+        self.prompt_len = prompt_len
+        self.stops = list(stops)
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        texts = self.tokenizer.batch_decode(
+            input_ids[:, self.prompt_len :], skip_special_tokens=True
+        )
+        done = [any(stop in text for stop in self.stops) for text in texts]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+class TransformersChatModel(BaseChatModel):
+    """Chat model over ``AutoModelForCausalLM`` (default: SmolLM2-135M-Instruct on CPU).
+
+    Reads: system/user/assistant messages; per-call kwargs ``n``, ``temperature``,
+    ``top_p``, ``max_tokens``, ``seed``, ``logprobs``, ``top_logprobs`` override the fields.
+    Returns: a ``ChatResult`` with ``n`` generations. Each ``AIMessage`` carries
+    ``usage_metadata`` (its prompt tokens and its own completion tokens) and
+    ``response_metadata`` with ``finish_reason`` ("stop" or "length") and, when asked,
+    ``logprobs`` as ``{"content": [{"token", "logprob", "bytes", "top_logprobs"}, ...]}``.
+    Logprobs are the model's raw distribution (before temperature / top-p), as vLLM reports.
+    The model is loaded on first use through :func:`smollm2.load_model`, so every instance
+    with the same ``model_path`` shares one model and one generate lock.
+    """
+
+    model_path: str | None = None
+    n: int = 1
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_tokens: int = 256
+    seed: int | None = None
+    logprobs: bool = False
+    top_logprobs: int = 0
+
+    @property
+    def _llm_type(self) -> str:
+        return "transformers"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_path": self.model_path, **self._params({}).__dict__}
+
+    def _params(self, overrides: dict[str, Any]) -> SamplingParams:
+        unknown = sorted(k for k in overrides if k not in _OVERRIDABLE and not k.startswith("ls_"))
+        if unknown:
+            raise ConfigError(
+                f"TransformersChatModel does not support {', '.join(unknown)}; "
+                f"it accepts {', '.join(_OVERRIDABLE)}"
+            )
+        values = {name: overrides.get(name, getattr(self, name)) for name in _OVERRIDABLE}
+        if values["top_logprobs"] and not overrides.get("logprobs", self.logprobs):
+            values["logprobs"] = True
+        return SamplingParams(**values).validate()
+
+    def loaded(self) -> LoadedModel:
+        """The shared model, tokenizer and lock (loads them on first use)."""
+        return load_model(self.model_path)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        params = self._params(kwargs)
+        loaded = self.loaded()
+        prompt_ids = self._encode(loaded.tokenizer, messages)
+        with loaded.lock:
+            samples = _sample(loaded, prompt_ids, params, stop or [])
+        name = loaded.source.gguf_file or loaded.source.location
+        return _chat_result(samples, prompt_len=prompt_ids.shape[1], model_name=name)
+
+    def _combine_llm_outputs(self, llm_outputs: list[dict | None]) -> dict:
+        """Sum ``token_usage`` over the prompts of one ``generate`` call."""
+        total: dict[str, int] = {}
+        for output in llm_outputs:
+            for key, value in ((output or {}).get("token_usage") or {}).items():
+                total[key] = total.get(key, 0) + value
+        return {"token_usage": total}
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return await asyncio.to_thread(self._generate, messages, stop, None, **kwargs)
+
+    @staticmethod
+    def _encode(tokenizer: Any, messages: list[BaseMessage]) -> Any:
+        encoded = tokenizer.apply_chat_template(
+            to_chat_dicts(messages),
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=True,
+            return_tensors="pt",
+        )
+        return encoded["input_ids"]
+
+
+def _generate_kwargs(
+    params: SamplingParams, tokenizer: Any, prompt_len: int, stop: list[str]
+) -> dict[str, Any]:
+    """``generate`` arguments: every setting explicit, so model defaults (top_k=50) don't leak."""
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": params.max_tokens,
+        "num_return_sequences": 1 if params.greedy else params.n,
+        "pad_token_id": tokenizer.pad_token_id,
+        "return_dict_in_generate": True,
+        "output_logits": params.logprobs,
+    }
+    if params.greedy:
+        kwargs["do_sample"] = False
+    else:
+        kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0)
+    if stop:
+        kwargs["stopping_criteria"] = [_StopOnStrings(tokenizer, prompt_len, stop)]
+    return kwargs
+
+
+@contextlib.contextmanager
+def _seeded(seed: int | None) -> Iterator[None]:
+    """Seed torch's global RNG for the block and restore its state after (no-op for None).
+
+    Unseeded calls leave the RNG running, so they keep drawing fresh samples.
+    """
+    import torch
+
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def _sample(
+    loaded: LoadedModel, prompt_ids: Any, params: SamplingParams, stop: list[str]
+) -> list[Sample]:
+    """Run one ``generate`` call for all ``n`` samples and decode them."""
+    import torch
+
+    prompt_len = prompt_ids.shape[1]
+    kwargs = _generate_kwargs(params, loaded.tokenizer, prompt_len, stop)
+    rng_lock = contextlib.nullcontext() if params.greedy else _RNG_LOCK
+    try:
+        with rng_lock, _seeded(params.seed), torch.inference_mode():
+            out = loaded.model.generate(
+                input_ids=prompt_ids, attention_mask=torch.ones_like(prompt_ids), **kwargs
+            )
+    except Exception as exc:
+        raise PolicyError(f"generate failed: {type(exc).__name__}: {exc}") from exc
+    rows = kwargs["num_return_sequences"]
+    samples = [_decode_row(loaded, out, row, prompt_len, params, stop) for row in range(rows)]
+    return samples * params.n if params.greedy else samples
+
+
+def _terminators(loaded: LoadedModel) -> set[int]:
+    ids: set[int] = set()
+    for value in (
+        loaded.model.generation_config.eos_token_id,
+        loaded.tokenizer.eos_token_id,
+        loaded.tokenizer.pad_token_id,
+    ):
+        if isinstance(value, int):
+            ids.add(value)
+        elif value:
+            ids.update(value)
+    return ids
+
+
+def _decode_row(
+    loaded: LoadedModel,
+    out: Any,
+    row: int,
+    prompt_len: int,
+    params: SamplingParams,
+    stop: list[str],
+) -> Sample:
+    """Text, finish reason, token count and logprobs of one returned sequence.
+
+    A generated end-of-sequence token is counted in ``output_tokens`` and gets a logprob
+    entry (as vLLM reports it) but is not part of the text.
+    """
+    tokenizer = loaded.tokenizer
+    generated = out.sequences[row, prompt_len:].tolist()
+    terminators = _terminators(loaded)
+    end = next((i for i, tok in enumerate(generated) if tok in terminators), None)
+    content_ids = generated if end is None else generated[:end]
+    text = tokenizer.decode(content_ids, skip_special_tokens=True)
+    cut = _first_stop(text, stop)
+    ended_by_eos = end is not None and cut is None
+    scored_ids = generated[: end + 1] if ended_by_eos else content_ids
+    if cut is not None:
+        text = text[:cut]
+    finish_reason = "length" if end is None and cut is None else "stop"
+    logprobs = None
+    if params.logprobs:
+        entries = _logprob_entries(tokenizer, out.logits, row, scored_ids, params.top_logprobs)
+        logprobs = _truncate_entries(entries, cut)
+    return Sample(text, finish_reason, len(scored_ids), logprobs)
+
+
+def _first_stop(text: str, stop: list[str]) -> int | None:
+    positions = [text.find(s) for s in stop if s and s in text]
+    return min(positions) if positions else None
+
+
+def _token_text(tokenizer: Any, token_id: int) -> str:
+    return tokenizer.decode([token_id], skip_special_tokens=False)
+
+
+def _logprob_entries(
+    tokenizer: Any, logits: Sequence[Any], row: int, content_ids: list[int], top_k: int
+) -> list[dict[str, Any]]:
+    """OpenAI-format logprob entries for each content token of one row (raw logits)."""
+    import torch
+
+    entries = []
+    for position, token_id in enumerate(content_ids):
+        logp = torch.log_softmax(logits[position][row].float(), dim=-1)
+        token = _token_text(tokenizer, token_id)
+        top: list[dict[str, Any]] = []
+        if top_k:
+            values, indices = torch.topk(logp, k=min(top_k, logp.shape[-1]))
+            top = [
+                _entry(_token_text(tokenizer, i), v)
+                for v, i in zip(values.tolist(), indices.tolist(), strict=True)
+            ]
+        entries.append({**_entry(token, float(logp[token_id])), "top_logprobs": top})
+    return entries
+
+
+def _entry(token: str, logprob: float) -> dict[str, Any]:
+    return {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8"))}
+
+
+def _truncate_entries(entries: list[dict[str, Any]], cut: int | None) -> list[dict[str, Any]]:
+    """Keep the entries of tokens that start before the stop-string cut."""
+    if cut is None:
+        return entries
+    kept, offset = [], 0
+    for entry in entries:
+        if offset >= cut:
+            break
+        kept.append(entry)
+        offset += len(entry["token"])
+    return kept
+
+
+def _chat_result(samples: list[Sample], *, prompt_len: int, model_name: str) -> ChatResult:
+    generations = []
+    for sample in samples:
+        metadata: dict[str, Any] = {
+            "finish_reason": sample.finish_reason,
+            "model_name": model_name,
+        }
+        if sample.logprobs is not None:
+            metadata["logprobs"] = {"content": sample.logprobs}
+        message = AIMessage(
+            content=sample.text,
+            response_metadata=metadata,
+            usage_metadata={
+                "input_tokens": prompt_len,
+                "output_tokens": sample.output_tokens,
+                "total_tokens": prompt_len + sample.output_tokens,
+            },
+        )
+        generations.append(ChatGeneration(message=message, generation_info=dict(metadata)))
+    completion = sum(s.output_tokens for s in samples)
+    usage = {
+        "prompt_tokens": prompt_len,
+        "completion_tokens": completion,
+        "total_tokens": prompt_len + completion,
+    }
+    return ChatResult(generations=generations, llm_output={"token_usage": usage})

@@ -1,0 +1,141 @@
+"""A sequence-classification reward model run in-process with transformers."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from langgraph_tpo.backends.chat_template import render_batch_for_reward
+from langgraph_tpo.errors import BackendUnavailableError, ConfigError, RewardError
+from langgraph_tpo.reward import RewardPair, check_scores
+
+
+class TransformersReward:
+    """Scores pairs with an ``AutoModelForSequenceClassification`` reward model (one logit).
+
+    Reads: ``(conversation, response)`` pairs; each is rendered with the tokenizer's chat
+    template (:func:`render_batch_for_reward`), tokenized with special tokens, and scored in
+    right-padded batches of ``batch_size`` (similar lengths batched together).
+    Returns: the raw logit per pair (no sigmoid), in input order, as floats.
+    The model runs in float32 on ``device``. With ``max_length``, longer inputs are cut from
+    the left, so the end of the response (where the score is read) is kept.
+    """
+
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        tokenizer_path: str | None = None,
+        batch_size: int = 8,
+        device: str = "cpu",
+        max_length: int | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        self.model_path = model_path
+        self.tokenizer_path = tokenizer_path or model_path
+        self.batch_size = batch_size
+        self.device = device
+        self.max_length = max_length
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> tuple[Any, Any]:
+        if self._model is None:
+            self._model, self._tokenizer = _load_reward_model(
+                self.model_path, self.tokenizer_path, self.device
+            )
+        return self._model, self._tokenizer
+
+    def score_batch(self, pairs: Sequence[RewardPair]) -> list[float]:
+        """One raw reward logit per pair, in order (blocking)."""
+        if not pairs:
+            return []
+        with self._lock:
+            model, tokenizer = self._load()
+            texts = render_batch_for_reward(tokenizer, pairs)
+            scores = self._score_texts(model, tokenizer, texts)
+        return check_scores(scores, [response for _, response in pairs])
+
+    async def ascore_batch(self, pairs: Sequence[RewardPair]) -> list[float]:
+        """:meth:`score_batch` in a worker thread."""
+        return await asyncio.to_thread(self.score_batch, pairs)
+
+    def _score_texts(self, model: Any, tokenizer: Any, texts: list[str]) -> list[float]:
+        encoded = [self._encode(tokenizer, text) for text in texts]
+        order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
+        scores: list[float] = [0.0] * len(texts)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            values = _forward(model, tokenizer, [encoded[i] for i in chunk], self.device)
+            for index, value in zip(chunk, values, strict=True):
+                scores[index] = value
+        return scores
+
+    def _encode(self, tokenizer: Any, text: str) -> list[int]:
+        ids = tokenizer(text, add_special_tokens=True)["input_ids"]
+        if self.max_length is not None and len(ids) > self.max_length:
+            ids = ids[-self.max_length :]
+        return ids
+
+
+def _load_reward_model(model_path: str, tokenizer_path: str, device: str) -> tuple[Any, Any]:
+    """Model (float32, eval, no grad, on ``device``) and tokenizer with a pad token."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from langgraph_tpo.backends.smollm2 import configure_torch_threads
+
+    configure_torch_threads()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+        model = AutoModelForSequenceClassification.from_pretrained(model_path, dtype=torch.float32)
+    except Exception as exc:
+        raise BackendUnavailableError(
+            f"could not load reward model {model_path!r} (tokenizer {tokenizer_path!r}): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    if model.config.num_labels != 1:
+        raise ConfigError(
+            f"reward model {model_path!r} has num_labels={model.config.num_labels}; "
+            "TransformersReward needs a single-logit (num_labels=1) reward model"
+        )
+    _align_pad_token(model, tokenizer)
+    model.to(device).eval().requires_grad_(False)
+    return model, tokenizer
+
+
+def _align_pad_token(model: Any, tokenizer: Any) -> None:
+    """Make tokenizer and model agree on the pad id the model uses to find the last token."""
+    config = model.config.get_text_config()
+    if config.pad_token_id is not None:
+        tokenizer.pad_token_id = config.pad_token_id
+        return
+    if tokenizer.pad_token_id is None:
+        if tokenizer.eos_token_id is None:
+            raise ConfigError("reward tokenizer has neither a pad token nor an eos token")
+        tokenizer.pad_token = tokenizer.eos_token
+    config.pad_token_id = tokenizer.pad_token_id
+    model.config.pad_token_id = tokenizer.pad_token_id
+
+
+def _forward(model: Any, tokenizer: Any, batch: list[list[int]], device: str) -> list[float]:
+    """Raw logits of one right-padded batch."""
+    import torch
+
+    width = max(len(ids) for ids in batch)
+    pad = tokenizer.pad_token_id
+    input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids in batch], device=device)
+    attention_mask = torch.tensor(
+        [[1] * len(ids) + [0] * (width - len(ids)) for ids in batch], device=device
+    )
+    with torch.inference_mode():
+        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+    if logits.ndim != 2 or logits.shape[-1] != 1:
+        raise RewardError(
+            f"reward model returned logits of shape {tuple(logits.shape)}, not (B, 1)"
+        )
+    return logits[:, 0].float().tolist()

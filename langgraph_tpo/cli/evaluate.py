@@ -1,0 +1,359 @@
+"""``tpo eval DATA --out RESULTS.jsonl``: run TPO (and baselines) over a dataset.
+
+Prompts run concurrently through ``abatch_as_completed`` with ``max_concurrency``; each
+finished prompt is appended to RESULTS at once (one write, fsync'd), so an interrupted run
+loses only the prompts in flight, and rerunning the same command resumes: prompts already
+in RESULTS are skipped without any model work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from langchain_core.runnables import RunnableLambda
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from langgraph_tpo.backends.factory import BackendSettings
+from langgraph_tpo.cli import options as o
+from langgraph_tpo.cli.console import (
+    describe_error,
+    error_line,
+    exit_on_error,
+    note,
+    stderr_console,
+)
+from langgraph_tpo.cli.data import load_prompts
+from langgraph_tpo.cli.eval_plan import (
+    WorkItem,
+    config_mismatches,
+    method_config,
+    parse_methods,
+    plan_items,
+    result_line,
+)
+from langgraph_tpo.cli.models import build_models, describe_backends
+from langgraph_tpo.cli.results import ResultsWriter, line_key, open_results, read_results
+from langgraph_tpo.config import TPOConfig
+from langgraph_tpo.graph import create_tpo_graph
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class RateColumn(ProgressColumn):
+    """Prompts per minute (or per second when fast)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        if not speed:
+            return Text("- /min", style="progress.data.speed")
+        rate = f"{speed:.1f}/s" if speed >= 1 else f"{speed * 60:.1f}/min"
+        return Text(rate, style="progress.data.speed")
+
+
+def progress_bar(console: Console) -> Progress:
+    """One bar for the dataset: done/total, rate, elapsed and ETA."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+@dataclass
+class Outcome:
+    """How an eval run ended."""
+
+    written: int = 0
+    failed: int = 0
+    signal: int | None = None
+    stopped_on_errors: bool = False
+    seconds: float = 0.0
+
+
+class EvalRunner:
+    """Runs work items concurrently, appending each finished one to the results file."""
+
+    def __init__(
+        self,
+        graphs: dict[str, Any],
+        configs: dict[str, TPOConfig],
+        backend: dict[str, Any],
+        writer: ResultsWriter,
+        *,
+        concurrency: int,
+        max_errors: int,
+        secrets: list[str | None],
+    ) -> None:
+        self.graphs = graphs
+        self.configs = configs
+        self.backend = backend
+        self.writer = writer
+        self.concurrency = concurrency
+        self.max_errors = max_errors
+        self.secrets = secrets
+        self.outcome = Outcome()
+
+    async def run_item(self, item: WorkItem) -> dict[str, Any]:
+        """Run one prompt with its method and append its line; no await after the run,
+        so a cancelled item writes nothing and a finished one is always written."""
+        start = time.perf_counter()
+        out = await self.graphs[item.method].ainvoke({"query": item.record.prompt})
+        line = result_line(
+            item, out, time.perf_counter() - start, self.configs[item.method], self.backend
+        )
+        self.writer.write(line)
+        self.outcome.written += 1
+        return line
+
+    async def execute(self, items: list[WorkItem], progress: Progress) -> Outcome:
+        """Run ``items``; SIGINT/SIGTERM stop it cleanly (finished lines are all written)."""
+        start = time.perf_counter()
+        main = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+
+        def on_signal(sig: int) -> None:
+            if self.outcome.signal is None and main is not None:
+                self.outcome.signal = sig
+                main.cancel()
+
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, on_signal, sig)
+        try:
+            await self._consume(items, progress)
+        except asyncio.CancelledError:
+            if self.outcome.signal is None or main is None:
+                raise
+            main.uncancel()
+        finally:
+            for sig in STOP_SIGNALS:
+                loop.remove_signal_handler(sig)
+            self.outcome.seconds = time.perf_counter() - start
+        return self.outcome
+
+    async def _consume(self, items: list[WorkItem], progress: Progress) -> None:
+        task = progress.add_task("tpo eval", total=len(items))
+        runner = RunnableLambda(self.run_item, name="tpo_eval_item")
+        results = runner.abatch_as_completed(
+            items, config={"max_concurrency": self.concurrency}, return_exceptions=True
+        )
+        async with contextlib.aclosing(results) as finished:
+            async for index, result in finished:
+                if isinstance(result, BaseException):
+                    self._failed(items[index], result, progress)
+                progress.update(task, advance=1, description=self._description())
+                if self.outcome.failed >= self.max_errors:
+                    self.outcome.stopped_on_errors = True
+                    return
+
+    def _failed(self, item: WorkItem, exc: BaseException, progress: Progress) -> None:
+        self.outcome.failed += 1
+        where = f"line {item.record.line}" + (
+            f" (id {item.record.id})" if item.record.id is not None else ""
+        )
+        error_line(
+            progress.console, f"{where} [{item.method}]: {describe_error(exc)}", self.secrets
+        )
+
+    def _description(self) -> str:
+        failed = f", {self.outcome.failed} failed" if self.outcome.failed else ""
+        return f"tpo eval{failed}"
+
+
+def report_end(console: Console, outcome: Outcome, out: Path, total: int, done_before: int) -> None:
+    """The closing message; exits non-zero when interrupted or when prompts failed."""
+    done = done_before + outcome.written
+    summary = (
+        f"{done} of {total} results in {out} ({outcome.written} new this run, "
+        f"{outcome.seconds:.1f}s)"
+    )
+    if outcome.signal is not None:
+        name = signal.Signals(outcome.signal).name
+        note(
+            console, f"interrupted by {name}: {summary}; rerun the same command to resume", "yellow"
+        )
+        raise typer.Exit(128 + outcome.signal)
+    if outcome.failed:
+        why = (
+            f"stopped after {outcome.failed} failed prompts"
+            if outcome.stopped_on_errors
+            else (f"{outcome.failed} prompts failed (not written)")
+        )
+        error_line(console, f"{why}: {summary}; rerun the same command to retry the rest")
+        raise typer.Exit(1)
+    note(console, f"done: {summary}")
+
+
+def eval_command(
+    data: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            help="Prompts: a JSON list of strings (like the TPO repo's data/sample.json), JSONL "
+            "records with a 'prompt' (or 'query', or 'instruction') field and an optional 'id', "
+            "or CSV with such a column. Checked in full before any model work.",
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            dir_okay=False,
+            help="Results JSONL, appended one line per finished prompt and method. Rerunning "
+            "the same command skips prompts already in it (matched by id, else by prompt text, "
+            "per method).",
+        ),
+    ],
+    compare: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated methods to run on the same prompts at the same sample budget, "
+            "e.g. tpo,bon: bon draws N*(D+1) samples. Replaces --mode.",
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            "--concurrency", "-c", min=1, help="Prompts run at the same time (max_concurrency)."
+        ),
+    ] = 4,
+    limit: Annotated[
+        int | None,
+        typer.Option(min=1, help="Use only the first LIMIT prompts of DATA."),
+    ] = None,
+    max_errors: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Stop after this many failed prompts (failed prompts are not written; a rerun "
+            "retries them).",
+        ),
+    ] = 10,
+    policy_url: o.PolicyUrl = None,
+    policy_model: o.PolicyModel = None,
+    policy_path: o.PolicyPath = None,
+    reward_url: o.RewardUrl = None,
+    reward_model: o.RewardModel = None,
+    reward_path: o.RewardPath = None,
+    judge: o.Judge = False,
+    api_key: o.ApiKey = None,
+    retries: o.Retries = None,
+    config_file: o.ConfigFile = None,
+    num_samples: o.NumSamples = None,
+    max_iterations: o.MaxIterations = None,
+    temperature: o.Temperature = None,
+    top_p: o.TopP = None,
+    max_tokens: o.MaxTokens = None,
+    threshold: o.Threshold = None,
+    patience: o.Patience = None,
+    mode: o.Mode = None,
+    seed: o.Seed = None,
+    max_context_tokens: o.MaxContextTokens = None,
+) -> None:
+    """Run TPO over a dataset, appending one JSON line per finished prompt to --out.
+
+    Resumable: rerun the same command after a crash, kill or Ctrl-C and only the missing
+    prompts run. SIGINT/SIGTERM stop cleanly (exit 130/143). review_gradient is not
+    available here: it needs an interactive resume.
+    """
+    flags = dict(locals())
+    console = stderr_console()
+    secrets: list[str | None] = [api_key]
+    with exit_on_error(console, secrets):
+        config, backends = o.resolve(config_file, flags)
+        secrets.append(backends.api_key)
+        methods = parse_methods(mode, compare, config)
+        configs = {m: method_config(config, m, bool(compare)) for m in methods}
+        items = _work_items(console, data, limit, methods)
+        with open_results(out) as writer:
+            pending, done_before = _pending(console, writer, items, configs)
+            if not pending:
+                note(console, f"done: all {len(items)} results already in {out}")
+                return
+            runner = EvalRunner(
+                build_graphs(backends, configs, retries),
+                configs,
+                describe_backends(backends),
+                writer,
+                concurrency=concurrency,
+                max_errors=max_errors,
+                secrets=secrets,
+            )
+            outcome = run_with_progress(console, runner, pending)
+    report_end(console, outcome, out, len(items), done_before)
+
+
+def _work_items(
+    console: Console, data: Path, limit: int | None, methods: list[str]
+) -> list[WorkItem]:
+    """Read and check DATA in full (before any model work), then plan the items."""
+    items, duplicates = plan_items(load_prompts(data)[:limit], methods)
+    if duplicates:
+        note(console, f"note: {duplicates} duplicate prompts (same id, or same text) run once")
+    return items
+
+
+def run_with_progress(console: Console, runner: EvalRunner, items: list[WorkItem]) -> Outcome:
+    """Run the items under one progress bar for the dataset."""
+    with progress_bar(console) as progress, warnings.catch_warnings():
+        # Items still queued when a run stops are dropped unstarted; that is expected.
+        warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
+        return asyncio.run(runner.execute(items, progress))
+
+
+def build_graphs(
+    backends: BackendSettings, configs: dict[str, TPOConfig], retries: int | None
+) -> dict[str, Any]:
+    """One TPO graph per method, all on the same loaded policy and reward."""
+    policy, reward = build_models(backends)
+    retry = o.retry_policy(retries)
+    return {m: create_tpo_graph(policy, reward, c, retry=retry) for m, c in configs.items()}
+
+
+def _pending(
+    console: Console, writer: ResultsWriter, items: list[WorkItem], configs: dict[str, TPOConfig]
+) -> tuple[list[WorkItem], int]:
+    """Items not in the results file yet, and how many are; repairs a truncated last line."""
+    existing = read_results(writer.path)
+    if writer.repair(existing) and existing.partial:
+        note(console, f"note: dropped a truncated last line of {writer.path}")
+    done = {line_key(line) for line in existing.lines}
+    pending = [item for item in items if item.key not in done]
+    skipped = len(items) - len(pending)
+    if skipped:
+        note(console, f"skipped {skipped} prompts already in {writer.path}")
+        stale = config_mismatches(existing.lines, {i.key for i in items}, configs)
+        if stale:
+            note(
+                console,
+                f"note: {stale} of them were made with other settings; they are kept "
+                "(write to a new results file to redo them)",
+            )
+    return pending, skipped

@@ -1,0 +1,114 @@
+"""``tpo run PROMPT``: optimize one response and print it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from langgraph_tpo.cli import options as o
+from langgraph_tpo.cli.console import exit_on_error, stderr_console
+from langgraph_tpo.cli.display import RunProgress, print_result
+from langgraph_tpo.cli.models import build_models
+from langgraph_tpo.config import TPOConfig
+from langgraph_tpo.errors import ConfigError
+from langgraph_tpo.graph import create_tpo_graph
+
+STREAM_MODES = ["updates", "custom", "values"]
+
+
+def read_prompt(prompt: str) -> str:
+    """The prompt, or stdin when it is ``-``; rejects an empty prompt before model work."""
+    text = sys.stdin.read() if prompt == "-" else prompt
+    if not text.strip():
+        raise ConfigError("the prompt is empty" + (" (nothing on stdin)" if prompt == "-" else ""))
+    return text
+
+
+def depth(config: TPOConfig) -> int:
+    """D as the progress shows it: best-of-N runs no iterations."""
+    return 0 if config.mode == "bon" else config.max_iterations
+
+
+async def stream_run(graph: Any, query: str, progress: RunProgress) -> dict[str, Any]:
+    """Run the graph on ``query``, feeding progress; return the final state."""
+    final: dict[str, Any] = {}
+    async for mode, chunk in graph.astream({"query": query}, stream_mode=STREAM_MODES):
+        if mode == "updates":
+            progress.on_update(chunk)
+        elif mode == "custom":
+            progress.on_event(chunk)
+        else:
+            final = chunk
+    return final
+
+
+def emit(out: dict[str, Any], as_json: bool, quiet: bool) -> None:
+    """Print the final state (``--json``), the response alone (``--quiet``), or both
+    the response and the iteration table."""
+    if as_json:
+        print(json.dumps(out, indent=2, ensure_ascii=False, default=str))
+    elif quiet:
+        print(out.get("response", ""))
+    else:
+        print_result(Console(), out)
+
+
+def run(
+    prompt: Annotated[
+        str, typer.Argument(help="The query to optimize a response for; - reads it from stdin.")
+    ],
+    policy_url: o.PolicyUrl = None,
+    policy_model: o.PolicyModel = None,
+    policy_path: o.PolicyPath = None,
+    reward_url: o.RewardUrl = None,
+    reward_model: o.RewardModel = None,
+    reward_path: o.RewardPath = None,
+    judge: o.Judge = False,
+    api_key: o.ApiKey = None,
+    retries: o.Retries = None,
+    config_file: o.ConfigFile = None,
+    num_samples: o.NumSamples = None,
+    max_iterations: o.MaxIterations = None,
+    temperature: o.Temperature = None,
+    top_p: o.TopP = None,
+    max_tokens: o.MaxTokens = None,
+    threshold: o.Threshold = None,
+    patience: o.Patience = None,
+    mode: o.Mode = None,
+    seed: o.Seed = None,
+    max_context_tokens: o.MaxContextTokens = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print the whole final state as JSON on stdout (progress on stderr)."
+        ),
+    ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="Print only the response: no progress, no table."),
+    ] = False,
+) -> None:
+    """Optimize one response: sample N, score, then D rounds of critique and rewrite;
+    print the best response, its score and a table per iteration.
+
+    Progress (running node, iteration k of D, best score, elapsed time) goes to stderr.
+    review_gradient is not available here: it needs an interactive resume (use the
+    Python API or LangGraph Studio).
+    """
+    flags = dict(locals())
+    console = stderr_console()
+    secrets: list[str | None] = [api_key]
+    with exit_on_error(console, secrets):
+        config, backends = o.resolve(config_file, flags)
+        secrets.append(backends.api_key)
+        query = read_prompt(prompt)
+        policy, reward = build_models(backends)
+        graph = create_tpo_graph(policy, reward, config, retry=o.retry_policy(retries))
+        with RunProgress(console, depth(config), enabled=not quiet) as progress:
+            out = asyncio.run(stream_run(graph, query, progress))
+    emit(out, as_json, quiet)

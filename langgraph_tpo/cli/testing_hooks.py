@@ -1,0 +1,142 @@
+"""Test hook: run the CLI on instant fake models instead of real backends.
+
+Internal, for the CLI tests only. With ``TPO_FAKE_BACKENDS=1`` the commands use a
+:class:`~langgraph_tpo.fakes.FakeNPolicy` whose texts vary per prompt and improve on the
+chosen response in ``update``, and a length reward (words per response). Optional:
+
+* ``TPO_FAKE_DELAY=0.2``: seconds each policy request takes (so kill tests have time);
+* ``TPO_FAKE_LOG=path``: append one JSON line per policy request (``kind``, ``query`` of
+  sample requests, ``n``, sampling ``kwargs``, ``in_flight``: requests running at once);
+* ``TPO_FAKE_FAIL=text``: sampling fails for prompts containing ``text``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import random
+import re
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+from langgraph_tpo.fakes import FakeBatchReward, FakeNPolicy, prompt_kind
+from langgraph_tpo.prompts import UPDATE_END_TAG, UPDATE_START_TAG
+
+ENABLE_ENV = "TPO_FAKE_BACKENDS"
+DELAY_ENV = "TPO_FAKE_DELAY"
+LOG_ENV = "TPO_FAKE_LOG"
+FAIL_ENV = "TPO_FAKE_FAIL"
+WORD = "good"
+_QUALITY = re.compile(rf"answer:((?: {WORD})+)")
+
+
+def fake_backends_enabled() -> bool:
+    """True when ``TPO_FAKE_BACKENDS`` asks for the fake models."""
+    return os.environ.get(ENABLE_ENV, "").lower() in ("1", "true", "yes")
+
+
+def _rng(*parts: Any) -> random.Random:
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def _answer(words: int) -> str:
+    return "answer:" + f" {WORD}" * max(1, words)
+
+
+def _best_in(messages: list[BaseMessage]) -> int:
+    """Words of the best answer quoted in the prompt (the chosen response)."""
+    runs = [len(m.split()) for msg in messages for m in _QUALITY.findall(str(msg.content))]
+    return max(runs, default=1)
+
+
+class FakeTPOPolicy(FakeNPolicy):
+    """FakeNPolicy with per-prompt varied answers, an optional delay and a request log."""
+
+    delay: float = 0.0
+    log_path: str | None = None
+    fail_on: str | None = None
+    in_flight: int = 0
+
+    def _draw(self, messages: list[BaseMessage], n: int, kwargs: dict[str, Any]) -> ChatResult:
+        kind = prompt_kind(messages)
+        if kind == "sample" and self.fail_on and self.fail_on in str(messages[-1].content):
+            raise RuntimeError(f"fake failure for a prompt containing {self.fail_on!r}")
+        self.calls.append({"kind": kind, "n": n, "kwargs": kwargs, "messages": messages})
+        key = "\n".join(str(m.content) for m in messages)
+        self._log(kind, str(messages[-1].content) if kind == "sample" else None, n, kwargs)
+        texts = [self._text(kind, messages, key, i) for i in range(n)]
+        prompt_words = len(key.split())
+        return ChatResult(
+            generations=[
+                ChatGeneration(
+                    message=AIMessage(
+                        t,
+                        usage_metadata={
+                            "input_tokens": prompt_words,
+                            "output_tokens": len(t.split()),
+                            "total_tokens": prompt_words + len(t.split()),
+                        },
+                    )
+                )
+                for t in texts
+            ]
+        )
+
+    def _text(self, kind: str, messages: list[BaseMessage], key: str, index: int) -> str:
+        rng = _rng(kind, key, index)
+        if kind == "sample":
+            return _answer(rng.randint(3, 30))
+        if kind == "update":
+            better = _best_in(messages) + rng.randint(-6, 8)
+            return f"{UPDATE_START_TAG}{_answer(better)}{UPDATE_END_TAG}"
+        return f"{kind}: make it longer"
+
+    def _log(self, kind: str, query: str | None, n: int, kwargs: dict[str, Any]) -> None:
+        if not self.log_path:
+            return
+        sampling = {k: v for k, v in kwargs.items() if isinstance(v, int | float | str)}
+        record = {
+            "kind": kind,
+            "query": query,
+            "n": n,
+            "kwargs": sampling,
+            "in_flight": self.in_flight,
+            "pid": os.getpid(),
+        }
+        line = json.dumps(record) + "\n"
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+
+    async def _agenerate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
+        self.in_flight += 1
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            return self._generate(messages, stop, **kwargs)
+        finally:
+            self.in_flight -= 1
+
+
+def fake_policy() -> BaseChatModel:
+    """The fake policy, configured from ``TPO_FAKE_DELAY`` and ``TPO_FAKE_LOG``."""
+    return FakeTPOPolicy(
+        delay=float(os.environ.get(DELAY_ENV) or 0),
+        log_path=os.environ.get(LOG_ENV) or None,
+        fail_on=os.environ.get(FAIL_ENV) or None,
+    )
+
+
+def fake_reward() -> FakeBatchReward:
+    """A length reward: the number of words of the response."""
+    return FakeBatchReward(lambda text: float(len(text.split())))

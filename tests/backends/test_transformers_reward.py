@@ -1,0 +1,111 @@
+"""TransformersReward against a tiny random LlamaForSequenceClassification."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from langgraph_tpo.backends.chat_template import render_for_reward
+from langgraph_tpo.backends.transformers_reward import TransformersReward
+from langgraph_tpo.errors import BackendUnavailableError, ConfigError
+from langgraph_tpo.reward import BatchReward, RewardPair
+
+from .conftest import build_tiny_reward_model
+
+CAPITAL = [{"role": "user", "content": "What is the capital of France?"}]
+PAIRS: list[RewardPair] = [
+    (CAPITAL, "Paris."),
+    (CAPITAL, "The capital of France is Paris, which is also its largest city by far."),
+    ([{"role": "user", "content": "Write a haiku."}], "Waves fold into foam."),
+    (
+        [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello!"},
+            {"role": "user", "content": "Name a colour."},
+        ],
+        "Blue",
+    ),
+    (CAPITAL, "I like turtles."),
+]
+
+
+def direct_scores(model_dir: Path, pairs: list[RewardPair]) -> list[float]:
+    """One unpadded forward pass per pair, straight through transformers."""
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32)
+    scores = []
+    for conversation, response in pairs:
+        text = render_for_reward(tokenizer, conversation, response)
+        ids = tokenizer(text, add_special_tokens=True, return_tensors="pt")["input_ids"]
+        with torch.inference_mode():
+            scores.append(model(input_ids=ids).logits[0, 0].item())
+    return scores
+
+
+def test_implements_the_protocol(tiny_rm_dir: Path) -> None:
+    assert isinstance(TransformersReward(str(tiny_rm_dir)), BatchReward)
+
+
+def test_padded_batches_match_one_at_a_time(tiny_rm_dir: Path) -> None:
+    batched = TransformersReward(str(tiny_rm_dir), batch_size=8).score_batch(PAIRS)
+    single = TransformersReward(str(tiny_rm_dir), batch_size=1).score_batch(PAIRS)
+    odd = TransformersReward(str(tiny_rm_dir), batch_size=2).score_batch(PAIRS)
+    assert batched == pytest.approx(single, abs=1e-4)
+    assert odd == pytest.approx(single, abs=1e-4)
+    assert len(set(single)) == len(single)  # the scores actually differ per pair
+
+
+def test_scores_equal_a_direct_model_call(tiny_rm_dir: Path) -> None:
+    scores = TransformersReward(str(tiny_rm_dir)).score_batch(PAIRS)
+    assert scores == pytest.approx(direct_scores(tiny_rm_dir, PAIRS), abs=1e-4)
+
+
+async def test_async_scores_match_sync(tiny_rm_dir: Path) -> None:
+    reward = TransformersReward(str(tiny_rm_dir), batch_size=3)
+    assert await reward.ascore_batch(PAIRS) == pytest.approx(reward.score_batch(PAIRS), abs=1e-6)
+    assert await reward.ascore_batch([]) == []
+
+
+def test_tokenizer_without_pad_token(
+    smollm2_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    model_dir = build_tiny_reward_model(
+        tmp_path_factory.mktemp("rm-nopad"), smollm2_tokenizer_dir, pad_token=None
+    )
+    reward = TransformersReward(str(model_dir), batch_size=8)
+    batched = reward.score_batch(PAIRS)
+    assert reward._tokenizer.pad_token_id == reward._model.config.pad_token_id is not None
+    single = TransformersReward(str(model_dir), batch_size=1).score_batch(PAIRS)
+    assert batched == pytest.approx(single, abs=1e-4)
+
+
+def test_max_length_keeps_the_end(tiny_rm_dir: Path) -> None:
+    pair = PAIRS[1]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_rm_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_rm_dir, dtype=torch.float32)
+    ids = tokenizer(render_for_reward(tokenizer, *pair), add_special_tokens=True)["input_ids"]
+    with torch.inference_mode():
+        expected = model(input_ids=torch.tensor([ids[-12:]])).logits[0, 0].item()
+    reward = TransformersReward(str(tiny_rm_dir), max_length=12)
+    assert reward.score_batch([pair, PAIRS[0]])[0] == pytest.approx(expected, abs=1e-4)
+
+
+def test_multi_label_model_is_rejected(
+    smollm2_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    model_dir = build_tiny_reward_model(
+        tmp_path_factory.mktemp("rm-2labels"), smollm2_tokenizer_dir, num_labels=2
+    )
+    with pytest.raises(ConfigError, match="num_labels=2"):
+        TransformersReward(str(model_dir)).score_batch(PAIRS[:1])
+
+
+def test_missing_model_is_backend_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(BackendUnavailableError, match="could not load reward model"):
+        TransformersReward(str(tmp_path / "missing")).score_batch(PAIRS[:1])
+    with pytest.raises(ConfigError):
+        TransformersReward(str(tmp_path), batch_size=0)

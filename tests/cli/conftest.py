@@ -1,0 +1,81 @@
+"""Shared helpers of the CLI tests: the entry point on fake backends, datasets, results."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from langgraph_tpo.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tpo_command() -> list[str]:
+    """The installed ``tpo`` script next to this interpreter, else ``python -m``."""
+    script = Path(sys.executable).parent / "tpo"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "langgraph_tpo.cli"]
+
+
+def spawn(args: Sequence[str], env: dict[str, str], **kwargs: Any) -> subprocess.Popen[str]:
+    """Start ``tpo ARGS`` as a real process."""
+    return subprocess.Popen(
+        [*tpo_command(), *args],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def fake_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
+    """Fake backends for in-process runs; returns the env for subprocesses too."""
+    env = {"TPO_FAKE_BACKENDS": "1", "TPO_FAKE_LOG": str(tmp_path / "policy-calls.jsonl")}
+    for name in ("TPO_POLICY_URL", "TPO_REWARD_URL", "TPO_POLICY_PATH", "TPO_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("TPO_FAKE_DELAY", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture
+def cli() -> CliRunner:
+    return CliRunner()
+
+
+def invoke(runner: CliRunner, args: Sequence[str], input: str | None = None) -> Any:
+    """Run ``tpo ARGS`` in-process through the typer app."""
+    return runner.invoke(app, list(args), input=input, catch_exceptions=False)
+
+
+def policy_calls(path: Path) -> list[dict[str, Any]]:
+    """The fake policy's request log (one JSON line per request)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Every line of ``path`` as JSON; fails on a partial or invalid line."""
+    text = path.read_text()
+    assert text.endswith("\n"), "results file must end with a complete line"
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def prompts(count: int) -> list[str]:
+    return [f"Question {i}: how do I do thing number {i}?" for i in range(count)]
+
+
+def write_jsonl(path: Path, records: list[Any]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path

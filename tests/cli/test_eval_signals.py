@@ -1,0 +1,86 @@
+"""Kill ``tpo eval`` mid-run (SIGINT, SIGTERM, SIGKILL), then rerun: every prompt exactly
+once, valid JSONL throughout, and no model work for the prompts already finished."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from .conftest import invoke, policy_calls, prompts, read_jsonl, spawn, write_jsonl
+
+COUNT = 20
+
+
+def wait_for_lines(path: Path, count: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_bytes().count(b"\n") >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{path} did not reach {count} lines in {timeout}s")
+
+
+def dataset(tmp_path: Path, with_ids: bool) -> Path:
+    """20 prompts: JSONL with ids (resume by id) or a JSON list (resume by prompt hash)."""
+    if with_ids:
+        return write_jsonl(
+            tmp_path / "data.jsonl",
+            [{"id": f"p{i}", "prompt": p} for i, p in enumerate(prompts(COUNT))],
+        )
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps(prompts(COUNT), indent=2))
+    return data
+
+
+@pytest.mark.parametrize(
+    "sig,with_ids",
+    [(signal.SIGINT, True), (signal.SIGTERM, False), (signal.SIGKILL, True)],
+    ids=["SIGINT", "SIGTERM", "SIGKILL"],
+)
+def test_kill_mid_run_then_rerun_resumes(
+    cli: CliRunner,
+    fake_env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sig: signal.Signals,
+    with_ids: bool,
+) -> None:
+    data, out = dataset(tmp_path, with_ids), tmp_path / "results.jsonl"
+    args = ["eval", str(data), "-o", str(out), "-n", "2", "-d", "1", "-c", "3"]
+    first_log = tmp_path / "first-run-calls.jsonl"
+    proc = spawn(args, {**fake_env, "TPO_FAKE_DELAY": "0.1", "TPO_FAKE_LOG": str(first_log)})
+    try:
+        wait_for_lines(out, 3)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    if sig == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL
+    else:
+        assert proc.returncode == 128 + sig, err
+        assert f"interrupted by {sig.name}" in err and "rerun the same command to resume" in err
+        assert "Traceback" not in err
+    first = read_jsonl(out)  # whole lines only, even after SIGKILL
+    assert 3 <= len(first) < COUNT
+    assert len({x["prompt"] for x in first}) == len(first)
+    if sig != signal.SIGKILL:
+        assert f"{len(first)} of {COUNT} results" in err
+
+    second_log = tmp_path / "second-run-calls.jsonl"
+    monkeypatch.setenv("TPO_FAKE_LOG", str(second_log))
+    result = invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert f"skipped {len(first)} prompts" in result.stderr
+    lines = read_jsonl(out)
+    assert lines[: len(first)] == first
+    assert sorted(x["prompt"] for x in lines) == sorted(prompts(COUNT))  # each exactly once
+    if with_ids:
+        assert sorted(x["id"] for x in lines) == sorted(f"p{i}" for i in range(COUNT))
+    rerun = [c["query"] for c in policy_calls(second_log) if c["kind"] == "sample"]
+    assert sorted(rerun) == sorted(set(prompts(COUNT)) - {x["prompt"] for x in first})

@@ -1,0 +1,123 @@
+"""LangGraph Studio: ``langgraph dev`` serves langgraph.json's graph; langgraph_sdk drives it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from langgraph_sdk import get_client
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+# Small enough for the embedded CPU default to answer in seconds.
+TINY = {"num_samples": 2, "max_iterations": 1, "max_tokens": 12, "seed": 1}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def studio_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("studio") / "langgraph-dev.log"
+    cli = Path(sys.executable).parent / "langgraph"
+    env = {**os.environ, "LANGSMITH_TRACING": "false", "LANGGRAPH_CLI_NO_ANALYTICS": "1"}
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [str(cli), "dev", "--no-browser", "--no-reload", "--port", str(port)],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"langgraph dev exited:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/ok", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(1)
+        else:
+            pytest.fail(f"langgraph dev not ready in 120 s:\n{log.read_text()[-3000:]}")
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+async def test_studio_schema_shows_tpo_and_backend_fields(studio_url: str) -> None:
+    client = get_client(url=studio_url)
+    (assistant,) = await client.assistants.search(graph_id="tpo")
+    schemas = await client.assistants.get_schemas(assistant["assistant_id"])
+    fields = schemas["context_schema"]["properties"]
+    for name in (
+        "num_samples",
+        "max_iterations",
+        "score_threshold",
+        "mode",
+        "policy_url",
+        "reward_url",
+        "review_gradient",
+    ):
+        assert name in fields
+    assert "N: responses" in fields["num_samples"]["description"]
+    state = schemas["input_schema"] or schemas["state_schema"]  # the factory graph: state only
+    assert set(state["properties"]) >= {"query", "messages", "response", "trajectory"}
+
+
+async def test_studio_run_thread_state_and_history(studio_url: str) -> None:
+    client = get_client(url=studio_url)
+    thread = await client.threads.create()
+    out = await client.runs.wait(
+        thread["thread_id"], "tpo", input={"query": "Name a color."}, context=TINY
+    )
+    assert out["stop_reason"] == "max_iterations", out
+    assert len(out["candidates"]) == 4 and len(out["trajectory"]) == 2
+    state = await client.threads.get_state(thread["thread_id"])
+    assert state["values"]["response"] == out["response"]
+    assert state["next"] == []
+    history = await client.threads.get_history(thread["thread_id"], limit=50)
+    steps = {n for h in history for n in (h.get("next") or [])}
+    assert {"sample", "reward_score", "select", "textual_loss", "update"} <= steps
+
+
+async def test_studio_review_gradient_interrupts_and_resumes(studio_url: str) -> None:
+    client = get_client(url=studio_url)
+    thread = await client.threads.create()
+    await client.runs.wait(
+        thread["thread_id"],
+        "tpo",
+        input={"query": "Say hi."},
+        context={**TINY, "review_gradient": True},
+    )
+    state = await client.threads.get_state(thread["thread_id"])
+    assert state["next"] == ["update"]
+    (pause,) = state["interrupts"]
+    assert "textual_gradient" in pause["value"]
+    out = await client.runs.wait(
+        thread["thread_id"],
+        "tpo",
+        command={"resume": "stop"},
+        context={**TINY, "review_gradient": True},
+    )
+    assert out["stop_reason"] == "human_stop"
