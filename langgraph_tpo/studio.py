@@ -16,12 +16,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph_sdk.runtime import ServerRuntime
 from pydantic import Field
 
-from langgraph_tpo.backends.factory import (
-    EMBEDDED_DEFAULTS,
-    BackendSettings,
-    build_policy,
-    build_reward,
-)
+from langgraph_tpo.backends.factory import EMBEDDED_DEFAULTS, BackendSettings, build_models
 from langgraph_tpo.config import TPOConfig
 from langgraph_tpo.graph import create_tpo_graph
 
@@ -56,11 +51,9 @@ class StudioContext(TPOConfig):
 def graph_for(settings: tuple[tuple[str, object], ...]) -> CompiledStateGraph:
     """One graph per distinct backend settings, so models load once per server."""
     backends = BackendSettings.from_env(**dict(settings))
-    policy = build_policy(backends)
+    policy, reward = build_models(backends)
     defaults = EMBEDDED_DEFAULTS if backends.is_embedded else {}
-    return create_tpo_graph(
-        policy, build_reward(backends, policy), defaults, context_schema=StudioContext, name="tpo"
-    )
+    return create_tpo_graph(policy, reward, defaults, context_schema=StudioContext, name="tpo")
 
 
 def make_graph(runtime: ServerRuntime) -> CompiledStateGraph:

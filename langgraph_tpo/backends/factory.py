@@ -94,3 +94,17 @@ def build_reward(settings: BackendSettings, policy: BaseChatModel) -> BatchRewar
     from langgraph_tpo.backends.judge import JudgeReward
 
     return JudgeReward(policy)
+
+
+def build_models(settings: BackendSettings | None = None) -> tuple[BaseChatModel, BatchReward]:
+    """The policy and the reward that ``settings`` (default: the environment) name.
+
+    ``TPO_FAKE_BACKENDS=1`` swaps in instant fake models; it exists for the test suite.
+    """
+    from langgraph_tpo.cli.testing_hooks import fake_backends_enabled, fake_policy, fake_reward
+
+    if fake_backends_enabled():
+        return fake_policy(), fake_reward()
+    settings = settings or BackendSettings.from_env()
+    policy = build_policy(settings)
+    return policy, build_reward(settings, policy)

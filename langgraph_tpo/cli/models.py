@@ -8,8 +8,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from langchain_core.language_models import BaseChatModel
 
-from langgraph_tpo.backends.factory import BackendSettings, build_policy, build_reward
-from langgraph_tpo.cli.testing_hooks import fake_backends_enabled, fake_policy, fake_reward
+from langgraph_tpo.backends import factory
+from langgraph_tpo.backends.factory import BackendSettings
+from langgraph_tpo.cli.testing_hooks import fake_backends_enabled
 from langgraph_tpo.reward import BatchReward
 
 SECRET_FIELDS = ("api_key",)
@@ -17,10 +18,7 @@ SECRET_FIELDS = ("api_key",)
 
 def build_models(settings: BackendSettings) -> tuple[BaseChatModel, BatchReward]:
     """Load (or connect to) the policy and the reward the settings name."""
-    if fake_backends_enabled():
-        return fake_policy(), fake_reward()
-    policy = build_policy(settings)
-    return policy, build_reward(settings, policy)
+    return factory.build_models(settings)
 
 
 def describe_backends(settings: BackendSettings) -> dict[str, Any]:
