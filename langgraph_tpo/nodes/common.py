@@ -89,8 +89,12 @@ except ImportError:  # pragma: no cover - other LangGraph versions
     _NodeRunnable = None
 
 
-def dual(name: str, afunc: Callable[..., Awaitable[T]], *, trace: bool = True) -> Runnable:
-    """An async function that also runs under the sync API (invoke, stream, batch)."""
+def dual(name: str, afunc: Callable[..., Awaitable[T]], *, trace: bool = False) -> Runnable:
+    """An async function that also runs under the sync API (invoke, stream, batch).
+
+    ``trace=False`` as LangGraph does for its own nodes: the graph already records a run
+    per node, so a second nested run would only add callback overhead.
+    """
 
     def sync(*args: Any) -> T:
         return run_sync(afunc(*args))
