@@ -15,7 +15,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Checkpointer, RetryPolicy
+from langgraph.types import Checkpointer, Durability, RetryPolicy
 
 from langgraph_tpo import nodes
 from langgraph_tpo.config import TPOConfig, make_config
@@ -24,6 +24,11 @@ from langgraph_tpo.graph.state import TPOInput, TPOOutput, TPOState
 from langgraph_tpo.nodes.common import NodeDeps, as_node, dual, timed
 from langgraph_tpo.reward import BatchReward, ScoreFn, as_batch_reward
 from langgraph_tpo.truncation import Tokenizer
+
+try:  # where LangGraph reads a run's default durability from
+    from langgraph._internal._constants import CONFIG_KEY_DURABILITY
+except ImportError:  # pragma: no cover - other LangGraph versions
+    CONFIG_KEY_DURABILITY = "__pregel_durability"
 
 NODE_NAMES = ("sample", "reward_score", "select", "textual_loss", "textual_gradient", "update")
 
@@ -54,6 +59,7 @@ def create_tpo_graph(
     name: str = "tpo",
     context_schema: type[TPOConfig] = TPOConfig,
     retry: RetryPolicy | None = DEFAULT_RETRY,
+    durability: Durability = "sync",
 ) -> CompiledStateGraph:
     """Build the TPO graph for ``policy`` (any LangChain chat model) and ``reward``.
 
@@ -64,6 +70,10 @@ def create_tpo_graph(
     estimate is used. ``context_schema`` may be a subclass of TPOConfig carrying more
     per-run fields (the Studio graph adds backend settings). ``retry`` is the retry
     budget of the model-calling nodes for transient failures (``None``: no retries).
+    ``durability`` is the default checkpoint durability of runs (LangGraph's default is
+    "async"): "sync" writes each node's checkpoint before the next node starts, so a killed
+    process resumes from the last finished node; a checkpoint costs milliseconds, a model
+    call seconds. Any run can still pass ``durability=...``.
     """
     if not isinstance(policy, BaseChatModel):
         raise TypeError(f"policy must be a LangChain BaseChatModel, got {type(policy).__name__}")
@@ -98,4 +108,7 @@ def create_tpo_graph(
     builder.add_edge("textual_loss", "textual_gradient")
     builder.add_edge("textual_gradient", "update")
     builder.add_edge("update", "reward_score")
-    return builder.compile(checkpointer=checkpointer, name=name)
+    graph = builder.compile(checkpointer=checkpointer, name=name)
+    if checkpointer is None:
+        return graph
+    return graph.with_config({"configurable": {CONFIG_KEY_DURABILITY: durability}})

@@ -252,3 +252,30 @@ def test_review_rejects_an_unknown_answer() -> None:
     graph.invoke({"query": "q"}, config)
     with pytest.raises(ConfigError, match="cannot resume"):
         graph.invoke(Command(resume={"action": "maybe"}), config)
+
+
+def test_killed_process_resumes_from_the_sqlite_checkpoint(tmp_path) -> None:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).with_name("kill_resume_script.py")
+    db = str(tmp_path / "cp.db")
+    first = subprocess.run(
+        [sys.executable, str(script), db, "start-and-die"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert first.returncode == 9, first.stderr
+    second = subprocess.run(
+        [sys.executable, str(script), db, "resume"], capture_output=True, text=True, timeout=120
+    )
+    assert second.returncode == 0, second.stderr
+    result = json.loads(second.stdout)
+    assert result["stop_reason"] == "max_iterations" and result["candidates"] == 9
+    # the new process drew no initial samples and re-did no finished loss/gradient
+    assert "sample" not in result["calls"]
+    assert result["calls"] == {"update": 6, "loss": 1, "gradient": 1}
+    assert result["reward_batches"] == 2
