@@ -8,10 +8,12 @@ in this process), so a policy and a judge over the same source share one model.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import math
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -315,13 +317,31 @@ def load_model(path: str | None = None) -> LoadedModel:
             return loaded
         configure_torch_threads()
         try:
-            loaded = _load(source)
+            with _quiet_transformers():
+                loaded = _load(source)
         except Exception as exc:
             raise BackendUnavailableError(
                 f"found {source.describe()} but could not load it: {type(exc).__name__}: {exc}"
             ) from exc
         _MODELS[source.key] = loaded
         return loaded
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """No progress bars or info chatter from transformers while loading (restored after)."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def load_causal_lm(path: str | None = None) -> tuple[Any, Any]:
