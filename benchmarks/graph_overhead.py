@@ -22,7 +22,7 @@ from langgraph.graph import END, START, StateGraph
 
 from benchmarks.common import print_table, write_json
 from langgraph_tpo import TPOConfig, create_tpo_graph
-from langgraph_tpo.fakes import FakeBatchReward, FakeNPolicy
+from langgraph_tpo.fakes import FakeBatchReward, InstantPolicy
 
 N, D = 5, 20
 RECURSION = {"recursion_limit": 10 * (D + 2)}
@@ -32,7 +32,7 @@ class FloorState(TypedDict, total=False):
     iteration: int
 
 
-def floor_graph(policy: FakeNPolicy | None = None) -> Any:
+def floor_graph(policy: InstantPolicy | None = None) -> Any:
     """The same six-node loop with nodes that do nothing (or only call ``policy`` once)."""
     prompt = [HumanMessage("q")]
 
@@ -69,7 +69,7 @@ def floor_graph(policy: FakeNPolicy | None = None) -> Any:
 
 def tpo_graph(checkpointer: Any = None) -> Any:
     return create_tpo_graph(
-        FakeNPolicy(),
+        InstantPolicy(),
         FakeBatchReward(),
         TPOConfig(num_samples=N, max_iterations=D),
         checkpointer=checkpointer,
@@ -84,7 +84,7 @@ async def timed_ms(run: Callable[[int], Awaitable[Any]], i: int) -> float:
 
 async def measure(repeats: int) -> dict[str, float]:
     """Best time per iteration of each variant; variants interleave so drift hits all alike."""
-    floor, calls, plain = floor_graph(), floor_graph(FakeNPolicy()), tpo_graph()
+    floor, calls, plain = floor_graph(), floor_graph(InstantPolicy()), tpo_graph()
     with tempfile.TemporaryDirectory() as tmp:
         async with AsyncSqliteSaver.from_conn_string(str(Path(tmp) / "cp.db")) as saver:
             sqlite = tpo_graph(saver)

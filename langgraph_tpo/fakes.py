@@ -105,3 +105,26 @@ class FakeBatchReward:
         texts = [response for _, response in pairs]
         self.batches.append(texts)
         return [self.score(t) for t in texts]
+
+
+class InstantPolicy(BaseChatModel):
+    """The cheapest possible policy for overhead benchmarks: canned texts, ``n`` per request."""
+
+    n: int = 1
+
+    @property
+    def _llm_type(self) -> str:
+        return "instant"
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
+                  **kwargs: Any) -> ChatResult:
+        text = _CANNED_UPDATE if UPDATE_START_TAG in str(messages[-1].content) else "answer"
+        message = AIMessage(text)
+        return ChatResult(generations=[ChatGeneration(message=message)] * kwargs.get("n", 1))
+
+    async def _agenerate(self, messages: list[BaseMessage], stop: Any = None,
+                         run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        return self._generate(messages, **kwargs)
+
+
+_CANNED_UPDATE = f"{UPDATE_START_TAG}better answer{UPDATE_END_TAG}"
