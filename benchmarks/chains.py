@@ -18,18 +18,24 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import httpx
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatResult
+from langchain_openai import ChatOpenAI
 from openai import AsyncOpenAI
+from pydantic import PrivateAttr
 from transformers import AutoTokenizer
 
 from benchmarks.servers import CHAT, CLASSIFY, BenchServers
 from langgraph_tpo import TPOConfig, create_tpo_graph
 from langgraph_tpo.backends.chat_template import render_batch_for_reward
 from langgraph_tpo.backends.vllm_server import VLLMServerReward, vllm_chat_model
+from langgraph_tpo.prompts.templates import SYSTEM, UPDATE_START_TAG
 
+WARMUP_PROMPT = "Say hello."
 LOSS = (
     "Question: {query}\n\nAnswer A: {chosen}\n\nAnswer B: {rejected}\n\n"
     "Answer A was preferred. Briefly say why, and what A still lacks."
@@ -64,6 +70,17 @@ class Settings:
             temperature=self.temperature,
             top_p=self.top_p,
         )
+
+
+@dataclass(frozen=True)
+class Call:
+    """One policy request as sent: its kind (sample, loss, gradient, update), messages, n,
+    and the tokens generated for it (all n sequences)."""
+
+    kind: str
+    messages: list[dict[str, str]]
+    n: int
+    completion_tokens: int = 0
 
 
 # ---------------------------------------------------------------- server counters
@@ -133,6 +150,11 @@ class RunStats:
         return int(self.counters.chat_requests + self.counters.classify_requests)
 
     @property
+    def prefill_tokens(self) -> float:
+        """Prompt tokens the server computed: counted minus prefix-cache hits."""
+        return self.counters.prompt_tokens - self.counters.prefix_cache_hits
+
+    @property
     def ms_per_generated_token(self) -> float:
         return 1000 * self.wall_s / max(self.counters.generation_tokens, 1.0)
 
@@ -163,6 +185,7 @@ class RunStats:
             "prompts": self.prompts,
             "wall_s": self.wall_s,
             "requests": self.requests,
+            "prefill_tokens": self.prefill_tokens,
             "ms_per_generated_token": self.ms_per_generated_token,
             "generated_tokens_per_s": self.generated_tokens_per_s,
             "mean_best_score": self.mean_best_score,
@@ -170,16 +193,22 @@ class RunStats:
         }
 
 
-Runner = Callable[[list[str], int], Awaitable[list[float]]]
+# (queries, concurrency, seed) -> the best score of each query
+Runner = Callable[[list[str], int, int], Awaitable[list[float]]]
 
 
 async def measure(
-    servers: BenchServers, variant: str, runner: Runner, queries: list[str], concurrency: int
+    servers: BenchServers,
+    variant: str,
+    runner: Runner,
+    queries: list[str],
+    concurrency: int,
+    seed: int,
 ) -> RunStats:
-    """Run ``runner(queries, concurrency)`` (returns best scores) and take counter deltas."""
+    """Run ``runner(queries, concurrency, seed)`` and take the servers' counter deltas."""
     before = await asyncio.to_thread(settled_counters, servers)
     start = time.perf_counter()
-    scores = await runner(queries, concurrency)
+    scores = await runner(queries, concurrency, seed)
     wall = time.perf_counter() - start
     after = await asyncio.to_thread(settled_counters, servers)
     mean = sum(scores) / len(scores) if scores else None
@@ -193,6 +222,14 @@ def interleaved(variants: Sequence[str], rounds: int) -> list[tuple[int, str]]:
         names = list(variants) if r % 2 == 0 else list(reversed(variants))
         order.extend((r, name) for name in names)
     return order
+
+
+def round_inputs(queries: list[str], rounds: int, concurrency: int) -> list[list[str]]:
+    """The prompts of each round: a chunk each when every chunk still fills ``concurrency``
+    slots, else the whole set every round (repeats; each round then gets its own seed)."""
+    if len(queries) >= rounds * concurrency:
+        return split(queries, rounds)
+    return [queries] * rounds
 
 
 def split(items: list[str], parts: int) -> list[list[str]]:
@@ -219,13 +256,70 @@ def tpo_graph(servers: BenchServers, settings: Settings, policy: Any = None) -> 
 
 
 def tpo_runner(graph: Any) -> Runner:
-    async def run(queries: list[str], concurrency: int) -> list[float]:
+    async def run(queries: list[str], concurrency: int, seed: int) -> list[float]:
         outs = await graph.abatch(
-            [{"query": q} for q in queries], config={"max_concurrency": concurrency}
+            [{"query": q} for q in queries],
+            config={"max_concurrency": concurrency},
+            context={"seed": seed},
         )
         return [float(o["score"]) for o in outs]
 
     return run
+
+
+_ROLES = {"human": "user", "ai": "assistant", "system": "system"}
+
+
+def call_kind(messages: list[dict[str, str]]) -> str:
+    """Which TPO step sent these messages (sample, loss, gradient or update)."""
+    if any(UPDATE_START_TAG in m["content"] for m in messages):
+        return "update"
+    if messages and messages[0]["role"] == "system" and messages[0]["content"] == SYSTEM:
+        return "gradient" if len(messages) > 2 else "loss"
+    return "sample"
+
+
+class RecordingChatOpenAI(ChatOpenAI):
+    """``ChatOpenAI`` that records every request it sends (kind, messages, n)."""
+
+    _calls: list[Call] = PrivateAttr(default_factory=list)
+
+    @property
+    def calls(self) -> list[Call]:
+        return self._calls
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        dicts = [{"role": _ROLES.get(m.type, m.type), "content": str(m.content)} for m in messages]
+        result = await super()._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
+        usage = (result.llm_output or {}).get("token_usage") or {}
+        generated = int(usage.get("completion_tokens") or 0)
+        self._calls.append(Call(call_kind(dicts), dicts, int(kwargs.get("n") or 1), generated))
+        return result
+
+
+def recording_policy(servers: BenchServers) -> RecordingChatOpenAI:
+    """The graph's policy (as ``vllm_chat_model`` builds it), recording its requests."""
+    return RecordingChatOpenAI(
+        model=servers.policy_model,
+        base_url=servers.policy_openai_url,
+        api_key="EMPTY",
+        timeout=600,
+        max_retries=2,
+    )
+
+
+def chat_prompt_tokens(tokenizer: Any, messages: list[dict[str, str]]) -> int:
+    """Prompt tokens of one request, as the server counts them (chat template applied)."""
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    if hasattr(ids, "keys"):
+        ids = ids["input_ids"]
+    return len(ids)
 
 
 # ---------------------------------------------------------------- the direct chain
@@ -244,22 +338,26 @@ class DirectChain:
         self.tokenizer = AutoTokenizer.from_pretrained(
             servers.reward_tokenizer_path, local_files_only=True
         )
+        self.calls: list[Call] = []  # every policy request: (kind, messages, n)
 
     async def aclose(self) -> None:
         await self.client.close()
         await self.http.aclose()
 
-    async def chat(self, content: str, n: int, seed: int) -> list[str]:
+    async def chat(self, content: str, n: int, seed: int, kind: str) -> list[str]:
         s = self.settings
+        messages = [{"role": "user", "content": content}]
         response = await self.client.chat.completions.create(
             model=self.servers.policy_model,
-            messages=[{"role": "user", "content": content}],
+            messages=messages,  # type: ignore[arg-type]
             n=n,
             max_tokens=s.max_tokens,
             temperature=s.temperature,
             top_p=s.top_p,
             seed=seed,
         )
+        generated = response.usage.completion_tokens if response.usage else 0
+        self.calls.append(Call(kind, messages, n, generated))
         return [choice.message.content or "" for choice in response.choices]
 
     async def score(self, query: str, texts: list[str]) -> list[float]:
@@ -271,28 +369,41 @@ class DirectChain:
         data = sorted(response.json()["data"], key=lambda item: item["index"])
         return [float(item["probs"][0]) for item in data]
 
-    async def run(self, query: str) -> float:
+    async def run(self, query: str, seed: int) -> float:
         """One prompt through the whole chain; returns the best score."""
         s = self.settings
-        texts = [t for t in await self.chat(query, s.n, s.seed) if t.strip()]
+        texts = [t for t in await self.chat(query, s.n, seed, "sample") if t.strip()]
         cache = list(zip(texts, await self.score(query, texts), strict=True))
         for k in range(1, s.d + 1):
             chosen = max(cache, key=lambda c: c[1])[0]
             rejected = min(reversed(cache), key=lambda c: c[1])[0]
             fill = {"query": query, "chosen": chosen, "rejected": rejected}
-            loss = (await self.chat(LOSS.format(**fill), 1, s.seed))[0]
-            gradient = (await self.chat(GRADIENT.format(**fill, loss=loss), 1, s.seed))[0]
+            loss = (await self.chat(LOSS.format(**fill), 1, seed, "loss"))[0]
+            prompt = GRADIENT.format(**fill, loss=loss)
+            gradient = (await self.chat(prompt, 1, seed, "gradient"))[0]
             prompt = UPDATE.format(**fill, gradient=gradient)
-            new = [t for t in await self.chat(prompt, s.n, s.seed + k) if t.strip()]
+            new = [t for t in await self.chat(prompt, s.n, seed + k, "update") if t.strip()]
             if new:
                 cache += list(zip(new, await self.score(query, new), strict=True))
         return max(score for _, score in cache)
 
-    async def run_all(self, queries: list[str], concurrency: int) -> list[float]:
+    async def run_all(self, queries: list[str], concurrency: int, seed: int) -> list[float]:
         semaphore = asyncio.Semaphore(concurrency)
 
         async def bounded(query: str) -> float:
             async with semaphore:
-                return await self.run(query)
+                return await self.run(query, seed)
 
         return list(await asyncio.gather(*(bounded(q) for q in queries)))
+
+
+async def warm_up(graph: Any, direct: DirectChain) -> None:
+    """First requests (and the reward tokenizers) outside the timed runs."""
+    await graph.ainvoke(
+        {"query": WARMUP_PROMPT}, context={"max_tokens": 4, "num_samples": 2, "max_iterations": 1}
+    )
+    small = DirectChain(direct.servers, replace(direct.settings, max_tokens=4, n=2, d=1))
+    try:
+        await small.run(WARMUP_PROMPT, 0)
+    finally:
+        await small.aclose()

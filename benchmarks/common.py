@@ -80,3 +80,43 @@ def contention() -> dict[str, Any]:
         elif "pytest" in cmd:
             pytest += 1
     return {"loadavg": [round(x, 2) for x in os.getloadavg()], "other_vllm": vllm, "pytest": pytest}
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.0f}"
+    return str(value)
+
+
+def markdown_table(columns: list[str], rows: list[list[Any]]) -> str:
+    """The table as GitHub markdown (numbers formatted as in :func:`show_table`)."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def show_table(title: str, columns: list[str], rows: list[list[Any]]) -> str:
+    """Print a rich table wide enough not to truncate cells; return it as markdown."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(*[_cell(v) for v in row])
+    Console(width=200).print(table)
+    return f"**{title}**\n\n" + markdown_table(columns, rows)
+
+
+def stop_on_signals() -> None:
+    """SIGTERM, SIGHUP and SIGINT raise KeyboardInterrupt, so ``finally`` blocks (which stop
+    the vLLM servers a benchmark started) run; SIGINT too, as a background job ignores it."""
+    import signal
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, interrupt)

@@ -82,9 +82,12 @@ def fetch_metrics(url: str, match: Mapping[str, str] | None = None) -> dict[str,
     return parse_prometheus(response.text, match)
 
 
-def start_test_servers(servers: list[VLLMServer]) -> BenchServers:
+def start_test_servers(
+    servers: list[VLLMServer], policy_cpus: str = POLICY_CPUS, reward_cpus: str = REWARD_CPUS
+) -> BenchServers:
     """Build what is missing and start both servers, appending each to ``servers`` as it
-    starts (so the caller can stop them even when a later step fails)."""
+    starts (so the caller can stop them even when a later step fails). ``policy_cpus`` and
+    ``reward_cpus`` are the servers' ``VLLM_CPU_OMP_THREADS_BIND`` (the tests' by default)."""
     started = time.monotonic()
     python = ensure_vllm_venv()
     logs = default_cache_dir() / "logs"
@@ -96,7 +99,7 @@ def start_test_servers(servers: list[VLLMServer]) -> BenchServers:
         REWARD_NAME,
         runner="pooling",
         log_path=logs / f"vllm-reward-{suffix}.log",
-        env={"VLLM_CPU_OMP_THREADS_BIND": REWARD_CPUS},
+        env={"VLLM_CPU_OMP_THREADS_BIND": reward_cpus},
     )
     servers.append(reward.start())  # the reward server boots while SmolLM2 is converted
     policy_dir = build_smollm2_hf_dir()
@@ -105,7 +108,7 @@ def start_test_servers(servers: list[VLLMServer]) -> BenchServers:
         policy_dir,
         POLICY_NAME,
         log_path=logs / f"vllm-policy-{suffix}.log",
-        env={"VLLM_CPU_OMP_THREADS_BIND": POLICY_CPUS},
+        env={"VLLM_CPU_OMP_THREADS_BIND": policy_cpus},
     )
     servers.append(policy.start())
     for server in (reward, policy):
@@ -131,6 +134,8 @@ def add_server_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--reward-model", default=REWARD_NAME, help="served reward model name")
     group.add_argument("--reward-tokenizer", type=Path, help="reward tokenizer directory")
     group.add_argument("--policy-tokenizer", type=Path, help="policy tokenizer directory")
+    group.add_argument("--policy-cpus", default=POLICY_CPUS, help="CPU binding of the policy")
+    group.add_argument("--reward-cpus", default=REWARD_CPUS, help="CPU binding of the reward")
 
 
 @contextlib.contextmanager
@@ -153,7 +158,11 @@ def running_servers(args: argparse.Namespace | None = None) -> Iterator[BenchSer
         return
     started: list[VLLMServer] = []
     try:
-        yield start_test_servers(started)
+        yield start_test_servers(
+            started,
+            getattr(args, "policy_cpus", POLICY_CPUS),
+            getattr(args, "reward_cpus", REWARD_CPUS),
+        )
     finally:
         for server in started:
             server.stop()

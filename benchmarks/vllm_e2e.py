@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +24,17 @@ from benchmarks.chains import (
     Settings,
     interleaved,
     measure,
-    split,
+    round_inputs,
     tpo_graph,
     tpo_runner,
+    warm_up,
 )
-from benchmarks.common import contention, print_table, verdict, write_json
+from benchmarks.common import contention, show_table, stop_on_signals, verdict, write_json
 from benchmarks.prompts import prompts
 from benchmarks.servers import BenchServers, add_server_args, running_servers
 
 VARIANTS = ("tpo", "direct")
 TIME_TARGET = 1.05
-WARMUP_PROMPT = "Say hello."
 
 
 def parse_args() -> argparse.Namespace:
@@ -50,23 +49,12 @@ def parse_args() -> argparse.Namespace:
         "--rounds",
         type=int,
         default=2,
-        help="split the prompts into this many chunks, run A,B on the first, B,A on the next...",
+        help="rounds per concurrency, A,B then B,A ...: each on its own chunk of the prompts "
+        "when every chunk still has >= concurrency prompts, else on all of them (new seed)",
     )
     parser.add_argument("--out", type=Path)
     add_server_args(parser)
     return parser.parse_args()
-
-
-async def warm_up(graph: Any, direct: DirectChain) -> None:
-    """First requests (and the reward tokenizers) outside the timed runs."""
-    await graph.ainvoke(
-        {"query": WARMUP_PROMPT}, context={"max_tokens": 4, "num_samples": 2, "max_iterations": 1}
-    )
-    small = DirectChain(direct.servers, replace(direct.settings, max_tokens=4, n=2, d=1))
-    try:
-        await small.run(WARMUP_PROMPT)
-    finally:
-        await small.aclose()
 
 
 async def run_level(
@@ -74,13 +62,14 @@ async def run_level(
     runners: dict[str, Any],
     queries: list[str],
     concurrency: int,
-    rounds: int,
+    args: argparse.Namespace,
 ) -> dict[str, RunStats]:
-    """Both variants at one concurrency, interleaved; each variant sees every prompt once."""
-    chunks = split(queries, rounds)
+    """Both variants at one concurrency, interleaved; both see the same prompts and seeds."""
+    inputs = round_inputs(queries, args.rounds, concurrency)
     merged: dict[str, RunStats] = {}
-    for r, variant in interleaved(VARIANTS, rounds):
-        stats = await measure(servers, variant, runners[variant], chunks[r], concurrency)
+    for r, variant in interleaved(VARIANTS, args.rounds):
+        seed = args.seed + 1000 * r
+        stats = await measure(servers, variant, runners[variant], inputs[r], concurrency, seed)
         print(
             f"  c={concurrency} round {r} {variant}: {stats.wall_s:.1f}s, "
             f"{stats.counters.generation_tokens:.0f} generated tokens",
@@ -100,8 +89,7 @@ async def run_all(servers: BenchServers, args: argparse.Namespace) -> list[dict[
         await warm_up(graph, direct)
         runners = {"tpo": tpo_runner(graph), "direct": direct.run_all}
         queries = prompts(args.prompts)
-        rounds = max(1, min(args.rounds, len(queries)))
-        return [await run_level(servers, runners, queries, c, rounds) for c in args.concurrency]
+        return [await run_level(servers, runners, queries, c, args) for c in args.concurrency]
     finally:
         await direct.aclose()
 
@@ -127,54 +115,69 @@ def targets(r: dict[str, float]) -> dict[str, bool]:
     }
 
 
+RUN_COLUMNS = [
+    "conc", "variant", "prompts", "wall s", "requests", "chat", "classify", "sequences",
+    "prompt tok", "prefill tok", "gen tok", "ms / gen tok", "gen tok/s", "best score",
+]  # fmt: skip
+RATIO_COLUMNS = ["conc", "time", "ms / gen token", "requests", "gen tokens", "prompt tokens"]
+
+
+def run_row(s: RunStats) -> list[Any]:
+    c = s.counters
+    return [
+        s.concurrency, s.variant, s.prompts, s.wall_s, s.requests, int(c.chat_requests),
+        int(c.classify_requests), int(c.sequences), int(c.prompt_tokens), int(s.prefill_tokens),
+        int(c.generation_tokens), s.ms_per_generated_token, s.generated_tokens_per_s,
+        s.mean_best_score,
+    ]  # fmt: skip
+
+
+def ratio_row(concurrency: int, r: dict[str, float], met: dict[str, bool]) -> list[Any]:
+    def cell(key: str) -> str:
+        return f"{r[key]:.3f} {verdict(met[key])}"
+
+    return [
+        concurrency,
+        cell("time"),
+        cell("ms_per_generated_token"),
+        cell("requests"),
+        cell("generation_tokens"),
+        r["prompt_tokens"],
+    ]
+
+
 def report(levels: list[dict[str, RunStats]], args: argparse.Namespace) -> dict[str, Any]:
     rows, ratio_rows, summary = [], [], []
     for level in levels:
-        for variant in VARIANTS:
-            s = level[variant]
-            c = s.counters
-            rows.append([
-                s.concurrency, variant, s.wall_s, s.requests, int(c.chat_requests),
-                int(c.classify_requests), int(c.sequences), int(c.prompt_tokens),
-                int(c.generation_tokens), s.ms_per_generated_token, s.generated_tokens_per_s,
-            ])  # fmt: skip
+        rows += [run_row(level[v]) for v in VARIANTS]
         r = ratios(level)
         met = targets(r)
         conc = level["tpo"].concurrency
-        ratio_rows.append([
-            conc, f"{r['time']:.3f} {verdict(met['time'])}",
-            f"{r['ms_per_generated_token']:.3f} {verdict(met['ms_per_generated_token'])}",
-            f"{r['requests']:.3f} {verdict(met['requests'])}",
-            f"{r['generation_tokens']:.3f} {verdict(met['generation_tokens'])}",
-            r["prompt_tokens"],
-        ])  # fmt: skip
-        summary.append({
-            "concurrency": conc,
-            "runs": {v: level[v].as_dict() for v in VARIANTS},
-            "ratios": r,
-            "targets_met": met,
-        })  # fmt: skip
+        ratio_rows.append(ratio_row(conc, r, met))
+        summary.append(
+            {
+                "concurrency": conc,
+                "runs": {v: level[v].as_dict() for v in VARIANTS},
+                "ratios": r,
+                "targets_met": met,
+            }
+        )
     title = (
         f"vLLM end to end: {args.prompts} prompts, N={args.num_samples}, D={args.max_iterations}, "
         f"max_tokens={args.max_tokens}"
     )
-    print_table(
-        title,
-        ["conc", "variant", "wall s", "requests", "chat", "classify", "sequences",
-         "prompt tok", "gen tok", "ms/gen tok", "gen tok/s"],
-        rows,
-    )  # fmt: skip
-    print_table(
-        "TPO graph / direct chain (targets: time and ms/token <= 1.05, requests and gen tokens "
-        "<= 1)",
-        ["conc", "time", "ms / gen token", "requests", "gen tokens", "prompt tokens"],
+    runs_md = show_table(title, RUN_COLUMNS, rows)
+    ratios_md = show_table(
+        "TPO graph / direct chain (targets: time <= 1.05; requests, gen tokens <= 1)",
+        RATIO_COLUMNS,
         ratio_rows,
     )
-    return {"levels": summary}
+    return {"levels": summary, "markdown": runs_md + "\n\n" + ratios_md}
 
 
 def main() -> None:
     args = parse_args()
+    stop_on_signals()
     before = contention()
     with running_servers(args) as servers:
         levels = asyncio.run(run_all(servers, args))

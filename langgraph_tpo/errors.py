@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+
 
 class TPOError(Exception):
     """Base class of every error this package raises on purpose.
@@ -90,3 +93,18 @@ def is_context_too_long(exc: BaseException) -> bool:
         if any(marker in text for marker in _CONTEXT_MARKERS):
             return True
     return False
+
+
+_KEY_PATTERN = re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}")
+SECRET_ENV_VARS = ("TPO_API_KEY", "OPENAI_API_KEY")
+
+
+def redact(text: str, secrets: tuple[str | None, ...] = ()) -> str:
+    """``text`` with API keys masked: the given secrets, the key env vars, and ``sk-...`` keys.
+
+    Error messages may quote what a server sent back, and a server may echo the key.
+    """
+    for secret in (*secrets, *(os.environ.get(name) for name in SECRET_ENV_VARS)):
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return _KEY_PATTERN.sub("sk-***", text)

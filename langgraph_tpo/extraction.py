@@ -21,8 +21,15 @@ Extraction = Literal["tagged", "open_tag_only", "close_tag_only", "untagged", "e
 
 _START = re.compile(re.escape(UPDATE_START_TAG), re.IGNORECASE)
 _END = re.compile(re.escape(UPDATE_END_TAG), re.IGNORECASE)
+# A block runs from the LAST opening tag before a closing tag: an echoed lone opening tag
+# earlier in the text does not leak into the response.
 _BLOCK = re.compile(
-    re.escape(UPDATE_START_TAG) + r"(.*?)" + re.escape(UPDATE_END_TAG), re.IGNORECASE | re.DOTALL
+    re.escape(UPDATE_START_TAG)
+    + r"((?:(?!"
+    + re.escape(UPDATE_START_TAG)
+    + r").)*?)"
+    + re.escape(UPDATE_END_TAG),
+    re.IGNORECASE | re.DOTALL,
 )
 
 

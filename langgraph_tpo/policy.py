@@ -17,6 +17,7 @@ from langgraph_tpo.errors import (
     PolicyError,
     is_context_too_long,
     is_transient,
+    redact,
 )
 
 
@@ -89,12 +90,31 @@ async def generate(
     except PolicyError:
         raise
     except Exception as exc:
-        raise policy_error(exc) from exc
+        raise policy_error(exc, policy) from exc
 
 
-def policy_error(exc: Exception) -> PolicyError:
-    """The PolicyError for a failed call, marked transient or context-too-long."""
-    message = f"policy call failed: {type(exc).__name__}: {exc}"
+def describe_policy(policy: BaseChatModel) -> str:
+    """Which policy: its server URL and model name when it has them, else its type."""
+    url = getattr(policy, "openai_api_base", None) or getattr(policy, "base_url", None)
+    model = getattr(policy, "model_name", None) or getattr(policy, "model", None)
+    parts = [type(policy).__name__]
+    if model:
+        parts.append(f"model {model!r}")
+    if url:
+        parts.append(f"at {url}")
+    return " ".join(parts)
+
+
+def _policy_secret(policy: BaseChatModel | None) -> str | None:
+    key = getattr(policy, "openai_api_key", None)
+    return key.get_secret_value() if hasattr(key, "get_secret_value") else None
+
+
+def policy_error(exc: Exception, policy: BaseChatModel | None = None) -> PolicyError:
+    """The PolicyError for a failed call, marked transient or context-too-long, keys masked."""
+    where = describe_policy(policy) if policy is not None else "policy"
+    raw = f"{where} failed: {type(exc).__name__}: {exc}"
+    message = redact(raw, (_policy_secret(policy),))
     if is_context_too_long(exc):
         return ContextTooLongError(message)
     error = PolicyError(message)

@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 from langchain_core.runnables import Runnable
 
-from langgraph_tpo.errors import RewardError
+from langgraph_tpo.errors import RewardError, is_transient
 
 Message: TypeAlias = dict[str, str]
 Conversation: TypeAlias = list[Message]
@@ -57,8 +57,22 @@ class CallableReward:
             return await self.fn(query, response)  # type: ignore[misc]
         return await asyncio.to_thread(self.fn, query, response)  # type: ignore[arg-type]
 
+    async def _score_indexed(self, index: int, conversation: Conversation, response: str) -> float:
+        try:
+            return await self._score_one(conversation, response)
+        except RewardError:
+            raise
+        except Exception as exc:
+            preview = response[:80].replace("\n", " ")
+            error = RewardError(
+                f"reward failed on candidate {index} ({preview!r}): {type(exc).__name__}: {exc}"
+            )
+            error.transient = is_transient(exc)
+            raise error from exc
+
     async def ascore_batch(self, pairs: Sequence[RewardPair]) -> list[float]:
-        return list(await asyncio.gather(*(self._score_one(c, r) for c, r in pairs)))
+        scored = (self._score_indexed(i, c, r) for i, (c, r) in enumerate(pairs))
+        return list(await asyncio.gather(*scored))
 
 
 class RunnableReward:

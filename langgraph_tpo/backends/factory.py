@@ -85,7 +85,10 @@ def build_reward(settings: BackendSettings, policy: BaseChatModel) -> BatchRewar
         from langgraph_tpo.backends.vllm_server import VLLMServerReward
 
         return VLLMServerReward(
-            settings.reward_url, settings.reward_model or "", tokenizer_path=settings.reward_path
+            settings.reward_url,
+            settings.reward_model or "",
+            tokenizer_path=settings.reward_path,
+            api_key=settings.api_key,
         )
     if settings.reward_path and not settings.judge:
         from langgraph_tpo.backends.transformers_reward import TransformersReward

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import openai
 from langchain_openai import ChatOpenAI
 
 from langgraph_tpo.backends.chat_template import render_batch_for_reward
@@ -26,6 +27,31 @@ from langgraph_tpo.reward import RewardPair
 
 API_KEY_ENVS = ("TPO_API_KEY", "OPENAI_API_KEY")
 BODY_EXCERPT = 300
+# A server that is down refuses at once, but an unreachable host (packets dropped) would
+# hang the TCP connect for the whole request timeout: connecting gets its own short limit.
+CONNECT_TIMEOUT_S = 10.0
+
+
+def http_timeout(timeout: float, connect: float = CONNECT_TIMEOUT_S) -> httpx.Timeout:
+    """``timeout`` seconds per request, with connecting limited to ``connect`` seconds."""
+    return httpx.Timeout(timeout, connect=min(connect, timeout))
+
+
+def openai_timeout(timeout: float, connect: float = CONNECT_TIMEOUT_S) -> Any:
+    """:func:`http_timeout` as the OpenAI SDK's own ``Timeout`` class (httpx or httpx2)."""
+    return openai.Timeout(timeout, connect=min(connect, timeout))
+
+
+def transient_status(status: int) -> bool:
+    """HTTP statuses worth retrying: 408, 429 and 5xx (overloaded, restarting, gateway)."""
+    return status in (408, 429) or status >= 500
+
+
+class RewardServerUnavailableError(BackendUnavailableError, RewardError):
+    """The reward server cannot be reached: a :class:`RewardError` (what the graph's reward
+    failures are) and a :class:`BackendUnavailableError`; always transient."""
+
+    transient = True
 
 
 def resolve_api_key(api_key: str | None = None) -> str:
@@ -64,19 +90,22 @@ def vllm_chat_model(
     *,
     api_key: str | None = None,
     timeout: float = 600,
-    max_retries: int = 2,
+    max_retries: int = 0,
     **kwargs: Any,
 ) -> ChatOpenAI:
     """A ``ChatOpenAI`` for a vLLM (or any OpenAI-compatible) server.
 
     ``base_url`` may be the server root or its ``/v1`` root; ``model`` is the served model
-    name. Extra keyword arguments go to ``ChatOpenAI`` (e.g. ``temperature``, ``top_p``).
+    name. ``timeout`` is per request (connecting: at most ``CONNECT_TIMEOUT_S``).
+    ``max_retries`` is the OpenAI client's own retries, 0 by default: in a TPO graph the
+    node retry policy (``create_tpo_graph(retry=...)``, ``tpo --retries``) is the one
+    retry budget. Extra keyword arguments go to ``ChatOpenAI`` (e.g. ``temperature``).
     """
     return ChatOpenAI(
         model=model,
         base_url=openai_api_url(base_url),
         api_key=resolve_api_key(api_key),
-        timeout=timeout,
+        timeout=openai_timeout(timeout),
         max_retries=max_retries,
         **kwargs,
     )
@@ -160,22 +189,29 @@ class VLLMServerReward:
         headers = {"Authorization": f"Bearer {self.api_key}"}
         self.requests_sent += 1
         try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
+            async with httpx.AsyncClient(timeout=http_timeout(self.timeout)) as client:
                 response = await client.post(self.classify_url, json=payload, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise BackendUnavailableError(
+            raise RewardServerUnavailableError(
                 f"reward server at {self.classify_url} is unreachable ({exc.__class__.__name__}: "
                 f"{exc}); is a vLLM server with --runner pooling running there?"
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise RewardError(
+                f"reward server {self.classify_url} did not answer within {self.timeout:g}s "
+                f"({exc.__class__.__name__})"
             ) from exc
         except httpx.HTTPError as exc:
             raise RewardError(
                 f"reward request to {self.classify_url} failed: {exc.__class__.__name__}: {exc}"
             ) from exc
         if response.status_code >= 400:
-            raise RewardError(
+            error = RewardError(
                 f"reward server {self.classify_url} answered HTTP {response.status_code}: "
-                f"{response.text[:BODY_EXCERPT]}"
+                f"{self._redact(response.text[:BODY_EXCERPT])}"
             )
+            error.transient = transient_status(response.status_code)
+            raise error
         try:
             return response.json()
         except ValueError as exc:
@@ -198,9 +234,25 @@ class VLLMServerReward:
             )
         try:
             ordered = sorted(data, key=lambda item: int(item.get("index", 0)))
-            return [float(item["probs"][0]) for item in ordered]
-        except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
+        except (AttributeError, TypeError, ValueError) as exc:
             raise RewardError(
-                f"reward server {self.classify_url} result lacks a numeric probs[0]: "
+                f"reward server {self.classify_url} results lack an integer index: "
                 f"{str(data)[:BODY_EXCERPT]}"
             ) from exc
+        return [self._score_of(position, item) for position, item in enumerate(ordered)]
+
+    def _score_of(self, position: int, item: Any) -> float:
+        """``probs[0]`` of one result as a float (NaN/inf are checked by the graph)."""
+        try:
+            return float(item["probs"][0])
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise RewardError(
+                f"reward server {self.classify_url} result for candidate {position} lacks a "
+                f"numeric probs[0]: {str(item)[:BODY_EXCERPT]}"
+            ) from exc
+
+    def _redact(self, text: str) -> str:
+        """``text`` without the API key (a server may echo a rejected key back)."""
+        if self.api_key and self.api_key != "EMPTY":
+            return text.replace(self.api_key, "***")
+        return text

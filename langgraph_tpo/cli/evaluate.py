@@ -51,7 +51,7 @@ from langgraph_tpo.cli.eval_plan import (
     plan_items,
     result_line,
 )
-from langgraph_tpo.cli.models import build_models, describe_backends
+from langgraph_tpo.cli.models import build_models, check_servers, describe_backends
 from langgraph_tpo.cli.results import ResultsWriter, line_key, open_results, read_results
 from langgraph_tpo.config import TPOConfig
 from langgraph_tpo.graph import create_tpo_graph
@@ -332,8 +332,9 @@ def build_graphs(
     backends: BackendSettings, configs: dict[str, TPOConfig], retries: int | None
 ) -> dict[str, Any]:
     """One TPO graph per method, all on the same loaded policy and reward."""
-    policy, reward = build_models(backends)
     retry = o.retry_policy(retries)
+    check_servers(backends, retry)
+    policy, reward = build_models(backends)
     return {m: create_tpo_graph(policy, reward, c, retry=retry) for m, c in configs.items()}
 
 

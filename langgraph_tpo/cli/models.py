@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 from langchain_core.language_models import BaseChatModel
+from langgraph.types import RetryPolicy
 
 from langgraph_tpo.backends import factory
 from langgraph_tpo.backends.factory import BackendSettings
+from langgraph_tpo.backends.vllm_server import openai_api_url, server_root_url
 from langgraph_tpo.cli.testing_hooks import fake_backends_enabled
+from langgraph_tpo.errors import BackendUnavailableError
 from langgraph_tpo.reward import BatchReward
 
 SECRET_FIELDS = ("api_key",)
+PROBE_TIMEOUT_S = 5.0
 
 
 def build_models(settings: BackendSettings) -> tuple[BaseChatModel, BatchReward]:
@@ -39,3 +45,48 @@ def _without_credentials(url: str) -> str:
     if not parts.username and not parts.password:
         return url
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def server_probes(settings: BackendSettings) -> list[tuple[str, str]]:
+    """``(what, URL)`` for each server the settings name: the policy's ``/v1/models`` and
+    the reward's ``/health``."""
+    probes = []
+    if settings.policy_url:
+        probes.append(("policy server", openai_api_url(settings.policy_url) + "/models"))
+    if settings.reward_url and not settings.judge:
+        probes.append(("reward server", server_root_url(settings.reward_url) + "/health"))
+    return probes
+
+
+def check_servers(settings: BackendSettings, retry: RetryPolicy | None) -> None:
+    """Fail fast, naming the URL, when a server the settings name cannot be reached.
+
+    Each server is asked ``GET`` once per attempt of the run's retry budget (same backoff),
+    so a server still starting gets that long; any HTTP answer counts as reachable (model
+    calls report HTTP errors themselves). No API key is sent.
+    """
+    if fake_backends_enabled():
+        return
+    for what, url in server_probes(settings):
+        _probe(what, url, retry)
+
+
+def _probe(what: str, url: str, retry: RetryPolicy | None) -> None:
+    attempts = retry.max_attempts if retry else 1
+    interval = retry.initial_interval if retry else 0.0
+    started = time.monotonic()
+    failure = ""
+    for attempt in range(1, attempts + 1):
+        try:
+            httpx.get(url, timeout=PROBE_TIMEOUT_S)
+            return
+        except httpx.TransportError as exc:  # refused, reset, timed out, DNS
+            failure = f"{type(exc).__name__}: {exc}"
+        if attempt < attempts and retry is not None:
+            time.sleep(interval)
+            interval = min(interval * retry.backoff_factor, retry.max_interval)
+    tries = "once" if attempts == 1 else f"{attempts} times over {time.monotonic() - started:.1f}s"
+    raise BackendUnavailableError(
+        f"{what} at {url} is unreachable: tried GET {tries} ({failure}); is it running? "
+        "(--retries sets how long to wait for a server that is starting)"
+    )

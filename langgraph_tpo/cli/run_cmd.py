@@ -13,7 +13,7 @@ from rich.console import Console
 from langgraph_tpo.cli import options as o
 from langgraph_tpo.cli.console import exit_on_error, stderr_console
 from langgraph_tpo.cli.display import RunProgress, print_result
-from langgraph_tpo.cli.models import build_models
+from langgraph_tpo.cli.models import build_models, check_servers
 from langgraph_tpo.config import TPOConfig
 from langgraph_tpo.errors import ConfigError
 from langgraph_tpo.graph import create_tpo_graph
@@ -107,8 +107,10 @@ def run(
         config, backends = o.resolve(config_file, flags)
         secrets.append(backends.api_key)
         query = read_prompt(prompt)
+        retry = o.retry_policy(retries)
+        check_servers(backends, retry)
         policy, reward = build_models(backends)
-        graph = create_tpo_graph(policy, reward, config, retry=o.retry_policy(retries))
+        graph = create_tpo_graph(policy, reward, config, retry=retry)
         with RunProgress(console, depth(config), enabled=not quiet) as progress:
             out = asyncio.run(stream_run(graph, query, progress))
     emit(out, as_json, quiet)

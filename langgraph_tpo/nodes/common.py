@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -109,14 +109,29 @@ def as_node(name: str, fn: NodeFn) -> Runnable:
     return dual(name, fn)
 
 
-_bridge = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tpo-sync")
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_lock = threading.Lock()
+
+
+def _sync_loop() -> asyncio.AbstractEventLoop:
+    """One long-lived event loop (in a daemon thread) for every node run under the sync API.
+
+    A fresh loop per call would break clients that pool connections per loop (ChatOpenAI's
+    httpx client fails with "Event loop is closed" on the second node).
+    """
+    global _loop
+    with _loop_lock:
+        if _loop is None or _loop.is_closed():
+            _loop = asyncio.new_event_loop()
+            threading.Thread(target=_loop.run_forever, name="tpo-sync-loop", daemon=True).start()
+        return _loop
+
+
+async def _in_context(context: contextvars.Context, coro: Coroutine[Any, Any, T]) -> T:
+    return await context.run(asyncio.ensure_future, coro)  # the task runs in ``context``
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine from sync code, also when this thread already runs an event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
+    """Run a node coroutine from sync code, in the caller's context (LangGraph's config)."""
     context = contextvars.copy_context()
-    return _bridge.submit(context.run, asyncio.run, coro).result()
+    return asyncio.run_coroutine_threadsafe(_in_context(context, coro), _sync_loop()).result()

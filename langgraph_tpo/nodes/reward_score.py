@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from langgraph_tpo.errors import RewardError, TPOError, is_transient
+from langgraph_tpo.errors import RewardError, TPOError, is_transient, redact
 from langgraph_tpo.graph.state import Candidate, TPOState
 from langgraph_tpo.nodes.common import NodeDeps, NodeFn, Update, merge_step
 from langgraph_tpo.reward import check_scores
@@ -41,8 +41,10 @@ async def _score(deps: NodeDeps, state: TPOState, texts: list[str]) -> list[floa
         raise
     except Exception as exc:
         error = RewardError(
-            f"reward {type(deps.reward).__name__} failed on {len(texts)} candidates: "
-            f"{type(exc).__name__}: {exc}"
+            redact(
+                f"reward {type(deps.reward).__name__} failed on {len(texts)} candidates: "
+                f"{type(exc).__name__}: {exc}"
+            )
         )
         error.transient = is_transient(exc)
         raise error from exc

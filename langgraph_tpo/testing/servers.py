@@ -45,6 +45,7 @@ DEFAULT_ENV = {
 
 
 _LABEL_RE = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
+_RUNNING: dict[int, VLLMServer] = {}  # started by this process and not stopped yet
 
 
 class VLLMServerError(RuntimeError):
@@ -137,6 +138,12 @@ class VLLMServer:
         self.process: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None
 
+    @staticmethod
+    def running() -> list[VLLMServer]:
+        """Servers this process started that are still running (test fixtures use it to
+        share one server pair instead of starting another)."""
+        return [s for s in _RUNNING.values() if s.process is not None and s.process.poll() is None]
+
     @property
     def base_url(self) -> str:
         """The server root, e.g. ``http://127.0.0.1:8000``."""
@@ -181,6 +188,7 @@ class VLLMServer:
             start_new_session=True,
         )
         atexit.register(self.stop)
+        _RUNNING[id(self)] = self
         return self
 
     def log_tail(self, lines: int = 40) -> str:
@@ -223,6 +231,7 @@ class VLLMServer:
     def stop(self, grace: float = 15.0) -> None:
         """Stop the whole process group (SIGTERM, then SIGKILL after ``grace`` s). Idempotent."""
         process, self.process = self.process, None
+        _RUNNING.pop(id(self), None)
         if process is not None:
             _signal_group(process.pid, signal.SIGTERM)
             try:

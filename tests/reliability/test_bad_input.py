@@ -1,0 +1,193 @@
+"""Bad input: each is a clear error naming the field, before any model call.
+
+The models are real HTTP clients of stub servers, so "no model call" is checked where it
+counts: no request reached either server.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from langgraph_tpo import TPOConfig, create_tpo_graph
+from langgraph_tpo.backends.factory import BackendSettings
+from langgraph_tpo.backends.vllm_server import VLLMServerReward, vllm_chat_model
+from langgraph_tpo.cli import app
+from langgraph_tpo.errors import ConfigError, ContextTooLongError
+
+from .conftest import CLEAN_ENV, QUICK, Backends
+
+QUERY = "How do I take care of a wooden table?"
+SMALL = TPOConfig(num_samples=2, max_iterations=1, max_tokens=8)
+
+
+def assert_untouched(backends: Backends) -> None:
+    assert backends.policy.count() == 0 and backends.reward.count() == 0
+
+
+@pytest.mark.parametrize(
+    "state,message",
+    [
+        ({}, "input needs a 'query'"),
+        ({"query": ""}, "query is empty"),
+        ({"query": " \n\t\u3000 "}, "query is empty or whitespace only"),
+        ({"query": 42}, "query must be a string, got int"),
+        ({"query": ["a", "b"]}, "query must be a string, got list"),
+        ({"query": {"text": "hi"}}, "query must be a string, got dict"),
+        ({"messages": [("ai", "Hello, how can I help?")]}, "no user message"),
+        ({"messages": [("system", "Be terse.")]}, "no user message"),
+        ({"messages": [("human", "Hi"), ("ai", "Hello.")]}, "last message must be the user's"),
+    ],
+)
+async def test_bad_graph_input_is_rejected_before_any_model_call(
+    backends: Backends, state: dict[str, Any], message: str
+) -> None:
+    graph = create_tpo_graph(backends.chat_model(), backends.reward_model(), SMALL, retry=QUICK)
+    with pytest.raises(ConfigError, match=message):
+        await graph.ainvoke(state)
+    assert_untouched(backends)
+
+
+@pytest.mark.parametrize(
+    "context,field",
+    [
+        ({"num_samples": 0}, "num_samples"),
+        ({"num_samples": -3}, "num_samples"),
+        ({"max_iterations": -1}, "max_iterations"),
+        ({"score_threshold": "high"}, "score_threshold"),
+        ({"score_threshold": float("nan")}, "score_threshold"),
+        ({"mode": "greedy"}, "mode"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"num_sample": 3}, "num_sample"),  # a typo is not silently ignored
+    ],
+)
+async def test_bad_run_settings_are_rejected_before_any_model_call(
+    backends: Backends, context: dict[str, Any], field: str
+) -> None:
+    """Per-run ``context=`` is validated by LangGraph (pydantic's ValidationError, a
+    ValueError naming the field); graph defaults by TPOConfig (ConfigError)."""
+    graph = create_tpo_graph(backends.chat_model(), backends.reward_model(), SMALL, retry=QUICK)
+    with pytest.raises(ValueError, match=field):
+        await graph.ainvoke({"query": QUERY}, context=context)
+    with pytest.raises(ConfigError, match=field):
+        create_tpo_graph(backends.chat_model(), backends.reward_model(), context)
+    assert_untouched(backends)
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1:1", "grpc://h:1", "127.0.0.1:8000", "unix:///s"])
+def test_unknown_url_scheme_names_the_url(url: str, reward_tokenizer: Path) -> None:
+    with pytest.raises(ConfigError, match=repr(url)):
+        vllm_chat_model(url, "m")
+    with pytest.raises(ConfigError, match=repr(url)):
+        VLLMServerReward(url, "m", tokenizer_path=reward_tokenizer)
+    for field in ("policy_url", "reward_url"):
+        settings = BackendSettings(**{field: url, "policy_model": "m", "reward_model": "r"})
+        with pytest.raises(ConfigError, match=f"{field} must be an http"):
+            settings.validate()
+
+
+async def test_query_over_the_window_is_one_refused_request_and_a_clear_error(
+    backends: Backends,
+) -> None:
+    backends.policy.configure({"max_prompt_chars": 4000})
+    graph = create_tpo_graph(backends.chat_model(), backends.reward_model(), SMALL, retry=QUICK)
+    with pytest.raises(ContextTooLongError, match="maximum context length") as info:
+        await graph.ainvoke({"query": "long " * 2000})
+    assert not info.value.transient  # the same query will not fit next time either
+    assert backends.policy.count() == 1 and backends.reward.count() == 0
+
+
+# --- the CLI ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    for name in CLEAN_ENV:
+        monkeypatch.delenv(name, raising=False)
+    return CliRunner()
+
+
+def cli_error(runner: CliRunner, args: list[str], stdin: str | None = None) -> str:
+    """Run ``tpo ARGS`` in-process; return its single error line (exit status 1)."""
+    result = runner.invoke(app, args, input=stdin, catch_exceptions=False)
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "args,stdin,message",
+    [
+        (["run", ""], None, "the prompt is empty"),
+        (["run", "  \n "], None, "the prompt is empty"),
+        (["run", "-"], "", "the prompt is empty (nothing on stdin)"),
+        (["run", QUERY, "-n", "0"], None, "num_samples"),
+        (["run", QUERY, "-d", "-1"], None, "max_iterations"),
+        (["run", QUERY, "--mode", "greedy"], None, "mode"),
+        (["run", QUERY, "--threshold", "nan"], None, "score_threshold"),
+        (["run", QUERY, "--max-tokens", "0"], None, "max_tokens"),
+    ],
+)
+def test_cli_bad_input_is_one_line_before_any_model_call(
+    cli: CliRunner, backends: Backends, args: list[str], stdin: str | None, message: str
+) -> None:
+    line = cli_error(cli, [*args, *backends.cli_args()], stdin)
+    assert message in line, line
+    assert_untouched(backends)
+
+
+def test_cli_threshold_not_a_number_names_the_option(cli: CliRunner, backends: Backends) -> None:
+    result = cli.invoke(app, ["run", QUERY, "--threshold", "high", *backends.cli_args()])
+    assert result.exit_code == 2  # a usage error, from the command-line parser
+    assert "--threshold" in result.stderr and "Traceback" not in result.output
+    assert_untouched(backends)
+
+
+def test_cli_settings_file_values_are_checked(
+    cli: CliRunner, backends: Backends, tmp_path: Path
+) -> None:
+    settings = tmp_path / "tpo.toml"
+    settings.write_text('score_threshold = "high"\nnum_samples = 2\n')
+    line = cli_error(cli, ["run", QUERY, "--config", str(settings), *backends.cli_args()])
+    assert "score_threshold" in line, line
+    assert_untouched(backends)
+
+
+@pytest.mark.parametrize(
+    "flag,url,field",
+    [("--policy-url", "ftp://127.0.0.1:1/v1", "policy_url"),
+     ("--reward-url", "unix:///tmp/reward.sock", "reward_url")],
+)  # fmt: skip
+def test_cli_unknown_url_scheme_names_the_setting(
+    cli: CliRunner, backends: Backends, flag: str, url: str, field: str
+) -> None:
+    args = backends.cli_args()
+    args[args.index(flag) + 1] = url
+    line = cli_error(cli, ["run", QUERY, *args])
+    assert f"{field} must be an http(s) URL" in line and url in line, line
+    assert_untouched(backends)
+
+
+@pytest.mark.parametrize(
+    "records,where",
+    [
+        ([{"prompt": "fine"}, {"prompt": "   "}], ["line 2", "field 'prompt'"]),
+        ([{"prompt": "fine"}, {"prompt": 42}], ["line 2", "field 'prompt'"]),
+        ([{"prompt": "fine"}, {"text": "no prompt field"}], ["line 2", "field 'prompt'"]),
+    ],
+)
+def test_cli_eval_bad_dataset_is_one_line_before_any_model_call(
+    cli: CliRunner, backends: Backends, tmp_path: Path, records: list[Any], where: list[str]
+) -> None:
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    line = cli_error(cli, ["eval", str(data), "-o", str(tmp_path / "r.jsonl"),
+                           *backends.cli_args()])  # fmt: skip
+    assert all(part in line for part in where), line
+    assert_untouched(backends)

@@ -1,0 +1,176 @@
+"""Odd model output: rewards that are not finite numbers, wrong counts or failures, and policy
+texts that are empty, whitespace, untagged, double-tagged or refusals.
+
+A bad reward is reported naming the candidate and never ranked (the checkpoint shows the
+batch unscored); odd policy texts go through the extraction rules and are counted in the
+trajectory.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+
+from langgraph_tpo import RewardError, TPOConfig, create_tpo_graph
+from langgraph_tpo.fakes import FakeNPolicy
+from langgraph_tpo.reward import RewardPair
+
+from .conftest import QUICK, Backends
+
+QUERY = "How do I take care of a wooden table?"
+N3 = TPOConfig(num_samples=3, max_iterations=1, max_tokens=8)
+
+
+def classify_fault(action: str, **extra: Any) -> dict[str, Any]:
+    return {"faults": [{"path": "classify", "action": action, **extra}]}
+
+
+@pytest.mark.parametrize(
+    "config,message",
+    [
+        (classify_fault("nan", index=1), r"reward returned nan for candidate 1 \('answer:"),
+        (classify_fault("inf", index=2), r"reward returned inf for candidate 2 \('answer:"),
+        (classify_fault("null", index=0), r"result for candidate 0 lacks a numeric probs\[0\]"),
+        (classify_fault("short"), r"returned 2 results for 3 inputs"),
+        (classify_fault("status", status=422), r"answered HTTP 422"),
+    ],
+    ids=["nan", "inf", "null", "wrong-count", "raises"],
+)
+async def test_bad_reward_over_http_is_reported_and_never_ranked(
+    backends: Backends, config: dict[str, Any], message: str
+) -> None:
+    backends.reward.configure(config)
+    graph = create_tpo_graph(
+        backends.chat_model(), backends.reward_model(), N3,
+        checkpointer=InMemorySaver(), retry=QUICK,
+    )  # fmt: skip
+    thread = {"configurable": {"thread_id": "bad-reward"}}
+    with pytest.raises(RewardError, match=message) as info:
+        await graph.ainvoke({"query": QUERY}, thread)
+    assert not info.value.transient  # a wrong answer is not fixed by asking again
+    assert backends.reward.count("classify") == 1
+    state = await graph.aget_state(thread)
+    assert state.next == ("reward_score",)  # stopped at scoring...
+    assert state.values["candidates"] == [] and "score" not in state.values  # ...nothing ranked
+
+
+class ScriptedReward:
+    """A batch reward returning ``scores`` (or raising ``error``) for every batch."""
+
+    def __init__(self, scores: Sequence[Any] = (), error: Exception | None = None) -> None:
+        self.scores = list(scores)
+        self.error = error
+
+    async def ascore_batch(self, pairs: Sequence[RewardPair]) -> list[Any]:
+        if self.error is not None:
+            raise self.error
+        return self.scores
+
+
+@pytest.mark.parametrize(
+    "reward,message",
+    [
+        (ScriptedReward([1.0, math.nan, 2.0]), r"returned nan for candidate 1 \('answer 1'\)"),
+        (ScriptedReward([1.0, 2.0, -math.inf]), r"returned -inf for candidate 2 \('answer 2'\)"),
+        (ScriptedReward(["high", 1.0, 2.0]), r"returned 'high' for candidate 0 \('answer 0'\)"),
+        (ScriptedReward([None, 1.0, 2.0]), r"returned None for candidate 0"),
+        (ScriptedReward([1.0, 2.0]), r"returned 2 scores for 3 candidates"),
+        (ScriptedReward([1.0] * 4), r"returned 4 scores for 3 candidates"),
+        (ScriptedReward(error=ValueError("model exploded")), r"ValueError: model exploded"),
+        (lambda q, r: 1.0 / 0.0 if r == "answer 1" else 1.0, r"ZeroDivisionError"),
+        (lambda q, r: math.nan if r == "answer 2" else 1.0, r"nan for candidate 2 \('answer 2'\)"),
+    ],
+    ids=["nan", "-inf", "string", "none", "too-few", "too-many", "raises", "fn-raises", "fn-nan"],
+)
+def test_bad_reward_in_process_is_reported_naming_the_candidate(reward: Any, message: str) -> None:
+    policy = FakeNPolicy()
+    graph = create_tpo_graph(policy, reward, N3, checkpointer=InMemorySaver(), retry=QUICK)
+    thread = {"configurable": {"thread_id": "t"}}
+    with pytest.raises(RewardError, match=message):
+        graph.invoke({"query": QUERY}, thread)
+    assert graph.get_state(thread).values["candidates"] == []
+    assert policy.count("sample") == 3 and policy.count() == 3  # no retry of a bad answer
+
+
+def test_failing_per_pair_reward_names_the_candidate() -> None:
+    def reward(query: str, response: str) -> float:
+        if response == "answer 1":
+            raise ValueError("cannot score this one")
+        return 1.0
+
+    graph = create_tpo_graph(FakeNPolicy(), reward, N3, retry=QUICK)
+    with pytest.raises(RewardError, match=r"candidate 1 \('answer 1'\)"):
+        graph.invoke({"query": QUERY})
+
+
+UPDATE_OUTPUTS = [
+    "",
+    "   \n\t ",
+    "A plain rewrite with no delimiters at all.",
+    "<improved_response>draft</improved_response> then "
+    "<improved_response>final answer: good good good good</improved_response>",
+    "I'm sorry, but I can't help with that request.",
+    "<improved_response>cut off before the closing tag",
+    "only the end</improved_response> and trailing text",
+    "<improved_response>   </improved_response>",
+]
+
+
+async def test_odd_update_outputs_follow_the_extraction_rules(backends: Backends) -> None:
+    backends.policy.configure({"outputs": {"update": UPDATE_OUTPUTS}})
+    config = TPOConfig(num_samples=len(UPDATE_OUTPUTS), max_iterations=1, max_tokens=8)
+    graph = create_tpo_graph(backends.chat_model(), backends.reward_model(), config, retry=QUICK)
+    out = await graph.ainvoke({"query": QUERY})
+
+    entry = out["trajectory"][1]
+    assert entry["extraction"] == {
+        "empty": 3,  # "", whitespace, an empty tagged block
+        "untagged": 2,  # no delimiters; the refusal
+        "tagged": 1,  # delimiters twice: the last non-empty block
+        "open_tag_only": 1,
+        "close_tag_only": 1,
+    }
+    assert entry["dropped"] == 3
+    new = [c["text"] for c in out["candidates"] if c["iteration"] == 1]
+    assert new == [
+        "A plain rewrite with no delimiters at all.",
+        "final answer: good good good good",
+        "I'm sorry, but I can't help with that request.",
+        "cut off before the closing tag",
+        "only the end",
+    ]
+    assert out["stop_reason"] == "max_iterations"
+    assert all("improved_response" not in c["text"] for c in out["candidates"])
+
+
+async def test_unusable_samples_are_dropped_and_counted(backends: Backends) -> None:
+    backends.policy.configure({"outputs": {"sample": ["", "  ", "answer: good good"]}})
+    graph = create_tpo_graph(backends.chat_model(), backends.reward_model(), N3, retry=QUICK)
+    out = await graph.ainvoke({"query": QUERY})
+    assert out["trajectory"][0]["dropped"] == 2
+    assert [c["text"] for c in out["candidates"] if c["iteration"] == 0] == ["answer: good good"]
+
+
+async def test_no_usable_sample_stops_with_no_candidates(backends: Backends) -> None:
+    backends.policy.configure({"outputs": {"sample": ["", " \n "]}})
+    graph = create_tpo_graph(backends.chat_model(), backends.reward_model(), N3, retry=QUICK)
+    out = await graph.ainvoke({"query": QUERY})
+    assert out["stop_reason"] == "no_candidates" and out["candidates"] == []
+    assert out["trajectory"][0]["dropped"] == 3
+    assert backends.reward.count() == 0  # nothing to score
+
+
+async def test_update_with_no_usable_output_is_recorded_and_the_loop_goes_on(
+    backends: Backends,
+) -> None:
+    empty = ["", "<improved_response></improved_response>"]
+    backends.policy.configure({"outputs": {"update": empty}})
+    config = TPOConfig(num_samples=2, max_iterations=2, max_tokens=8)
+    graph = create_tpo_graph(backends.chat_model(), backends.reward_model(), config, retry=QUICK)
+    out = await graph.ainvoke({"query": QUERY})
+    assert [e["dropped"] for e in out["trajectory"]] == [0, 2, 2]
+    assert out["stop_reason"] == "max_iterations" and len(out["candidates"]) == 2
