@@ -217,7 +217,7 @@ def test_failed_prompts_are_reported_not_written_and_retried_on_rerun(
     monkeypatch.setenv("TPO_FAKE_FAIL", "BROKEN")
     result = run_eval(cli, data, out, "--retries", "0")
     assert result.exit_code == 1
-    assert "error: line 2 (id 1) [tpo]: policy call failed" in result.stderr
+    assert "error: line 2 (id 1) [tpo]: FakeTPOPolicy failed" in result.stderr
     assert "2 prompts failed (not written)" in result.stderr and "rerun" in result.stderr
     assert sorted(x["id"] for x in read_jsonl(out)) == [0, 2, 3, 5]
 

@@ -71,6 +71,7 @@ class StubServer:
         raise RuntimeError(f"stub {self.name} not ready in {READY_TIMEOUT_S}s")
 
     def stderr_tail(self) -> str:
+        """The end of the server's stderr (for failure messages)."""
         path = self.workdir / f"{self.name}-stderr.log"
         return path.read_text(errors="replace")[-2000:] if path.exists() else ""
 
@@ -86,6 +87,7 @@ class StubServer:
             self.process.wait(timeout=timeout)
 
     def alive(self) -> bool:
+        """True while the server process runs."""
         return self.process is not None and self.process.poll() is None
 
     def configure(self, config: dict[str, Any]) -> StubServer:
@@ -102,12 +104,9 @@ class StubServer:
         self.log_path.write_bytes(b"")
         return self
 
-    def restart(self, config: dict[str, Any] | None = None) -> StubServer:
-        """Kill (if alive) and start again on the same port."""
-        self.kill()
-        return self.start(config)
-
-    def restart_after_death(self, delay: float, config: dict[str, Any] | None = None) -> Any:
+    def restart_after_death(
+        self, delay: float, config: dict[str, Any] | None = None
+    ) -> threading.Thread:
         """In a background thread: wait until the process dies, sleep ``delay``, restart.
 
         Returns the thread; join it to make sure the restart happened.
@@ -142,7 +141,3 @@ class StubServer:
     def count(self, path: str | None = None, kind: str | None = None) -> int:
         """How many requests (of ``path`` and ``kind``) reached the server."""
         return len(self.requests(path, kind))
-
-    def answered(self, path: str | None = None, kind: str | None = None) -> int:
-        """How many of them were answered normally (no fault applied, authorised)."""
-        return sum(1 for r in self.requests(path, kind) if not r["fault"] and r["auth"])

@@ -198,8 +198,8 @@ class Handler(BaseHTTPRequestHandler):
         prompt = "\n".join(str(m.get("content", "")) for m in messages)
         ok, got = self._authorized()
         rule = self.stub.fault("chat", kind) if ok else None
-        limit = self.stub.config.get("max_prompt_chars")
-        too_long = limit is not None and len(prompt) > limit
+        limit = int(self.stub.config.get("max_prompt_chars") or 0)  # 0: no limit
+        too_long = 0 < limit < len(prompt)
         self.stub.log(
             {
                 "path": "chat",

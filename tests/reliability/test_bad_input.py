@@ -72,8 +72,8 @@ async def test_bad_run_settings_are_rejected_before_any_model_call(
     """Per-run ``context=`` is validated by LangGraph (pydantic's ValidationError, a
     ValueError naming the field); graph defaults by TPOConfig (ConfigError)."""
     graph = create_tpo_graph(backends.chat_model(), backends.reward_model(), SMALL, retry=QUICK)
-    with pytest.raises(ValueError, match=field):
-        await graph.ainvoke({"query": QUERY}, context=context)
+    with pytest.raises(ValueError, match=field):  # (create_tpo_graph's type has no context type)
+        await graph.ainvoke({"query": QUERY}, context=context)  # type: ignore[call-overload]
     with pytest.raises(ConfigError, match=field):
         create_tpo_graph(backends.chat_model(), backends.reward_model(), context)
     assert_untouched(backends)
@@ -85,8 +85,10 @@ def test_unknown_url_scheme_names_the_url(url: str, reward_tokenizer: Path) -> N
         vllm_chat_model(url, "m")
     with pytest.raises(ConfigError, match=repr(url)):
         VLLMServerReward(url, "m", tokenizer_path=reward_tokenizer)
-    for field in ("policy_url", "reward_url"):
-        settings = BackendSettings(**{field: url, "policy_model": "m", "reward_model": "r"})
+    for settings, field in (
+        (BackendSettings(policy_url=url, policy_model="m"), "policy_url"),
+        (BackendSettings(reward_url=url, reward_model="r"), "reward_url"),
+    ):
         with pytest.raises(ConfigError, match=f"{field} must be an http"):
             settings.validate()
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 
 from langgraph_tpo import RewardError, TPOConfig, create_tpo_graph
@@ -48,7 +49,7 @@ async def test_bad_reward_over_http_is_reported_and_never_ranked(
         backends.chat_model(), backends.reward_model(), N3,
         checkpointer=InMemorySaver(), retry=QUICK,
     )  # fmt: skip
-    thread = {"configurable": {"thread_id": "bad-reward"}}
+    thread: RunnableConfig = {"configurable": {"thread_id": "bad-reward"}}
     with pytest.raises(RewardError, match=message) as info:
         await graph.ainvoke({"query": QUERY}, thread)
     assert not info.value.transient  # a wrong answer is not fixed by asking again
@@ -89,7 +90,7 @@ class ScriptedReward:
 def test_bad_reward_in_process_is_reported_naming_the_candidate(reward: Any, message: str) -> None:
     policy = FakeNPolicy()
     graph = create_tpo_graph(policy, reward, N3, checkpointer=InMemorySaver(), retry=QUICK)
-    thread = {"configurable": {"thread_id": "t"}}
+    thread: RunnableConfig = {"configurable": {"thread_id": "t"}}
     with pytest.raises(RewardError, match=message):
         graph.invoke({"query": QUERY}, thread)
     assert graph.get_state(thread).values["candidates"] == []

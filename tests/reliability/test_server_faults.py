@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
@@ -44,7 +45,7 @@ DIE_ON_UPDATE = {"faults": [{"path": "chat", "kind": "update", "action": "die"}]
 DIE_ON_SECOND_SCORING = {"faults": [{"path": "classify", "skip": 1, "action": "die"}]}
 
 
-def thread(name: str) -> dict[str, Any]:
+def thread(name: str) -> RunnableConfig:
     return {"configurable": {"thread_id": name}}
 
 
