@@ -33,7 +33,7 @@ from benchmarks.servers import CHAT, CLASSIFY, BenchServers
 from langgraph_tpo import TPOConfig, create_tpo_graph
 from langgraph_tpo.backends.chat_template import render_batch_for_reward
 from langgraph_tpo.backends.vllm_server import VLLMServerReward, vllm_chat_model
-from langgraph_tpo.prompts.templates import SYSTEM, UPDATE_START_TAG
+from langgraph_tpo.prompts.templates import UPDATE_START_TAG
 
 WARMUP_PROMPT = "Say hello."
 LOSS = (
@@ -268,14 +268,18 @@ def tpo_runner(graph: Any) -> Runner:
 
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system"}
+CHOSEN_SECTION = "### CHOSEN RESPONSE"
 
 
 def call_kind(messages: list[dict[str, str]]) -> str:
-    """Which TPO step sent these messages (sample, loss, gradient or update)."""
+    """Which TPO step sent these messages (sample, loss, gradient or update); for the
+    single-turn queries of the benchmarks."""
     if any(UPDATE_START_TAG in m["content"] for m in messages):
         return "update"
-    if messages and messages[0]["role"] == "system" and messages[0]["content"] == SYSTEM:
-        return "gradient" if len(messages) > 2 else "loss"
+    if any(m["role"] == "assistant" for m in messages):  # the loss conversation, continued
+        return "gradient"
+    if any(CHOSEN_SECTION in m["content"] for m in messages):
+        return "loss"
     return "sample"
 
 

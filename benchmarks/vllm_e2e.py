@@ -7,7 +7,7 @@ runs the same prompts through the TPO graph (``create_tpo_graph`` with ``vllm_ch
 (``openai.AsyncOpenAI`` + httpx, short prompts, the same requests), interleaved A, B, B, A.
 Reports wall time, requests, prompt and generated tokens from the servers' ``/metrics``.
 
-    python -m benchmarks.vllm_e2e [--prompts 8] [--max-tokens 32] [--concurrency 1 8]
+    python -m benchmarks.vllm_e2e [--prompts 8] [--max-tokens 16] [--concurrency 1 8]
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ TIME_TARGET = 1.05
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=8, help="how many of the fixed prompts")
-    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("-n", "--num-samples", type=int, default=5)
     parser.add_argument("-d", "--max-iterations", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1234)
