@@ -309,12 +309,13 @@ class RecordingChatOpenAI(ChatOpenAI):
 
 def recording_policy(servers: BenchServers) -> RecordingChatOpenAI:
     """The graph's policy (as ``vllm_chat_model`` builds it), recording its requests."""
+    reference = vllm_chat_model(servers.policy_url, servers.policy_model)
     return RecordingChatOpenAI(
-        model=servers.policy_model,
-        base_url=servers.policy_openai_url,
-        api_key="EMPTY",
-        timeout=600,
-        max_retries=2,
+        model=reference.model_name,
+        base_url=reference.openai_api_base,
+        api_key=reference.openai_api_key,
+        timeout=reference.request_timeout,
+        max_retries=reference.max_retries,
     )
 
 

