@@ -33,6 +33,8 @@ from benchmarks.servers import CHAT, CLASSIFY, BenchServers
 from langgraph_tpo import TPOConfig, create_tpo_graph
 from langgraph_tpo.backends.chat_template import render_batch_for_reward
 from langgraph_tpo.backends.vllm_server import VLLMServerReward, vllm_chat_model
+from langgraph_tpo.extraction import extract_response
+from langgraph_tpo.prompts import gradient_messages, loss_messages, update_messages
 from langgraph_tpo.prompts.templates import UPDATE_START_TAG
 
 WARMUP_PROMPT = "Say hello."
@@ -350,8 +352,13 @@ class DirectChain:
         await self.http.aclose()
 
     async def chat(self, content: str, n: int, seed: int, kind: str) -> list[str]:
+        return await self.chat_messages([("human", content)], n, seed, kind)
+
+    async def chat_messages(
+        self, turns: list[tuple[str, str]], n: int, seed: int, kind: str
+    ) -> list[str]:
         s = self.settings
-        messages = [{"role": "user", "content": content}]
+        messages = [{"role": _ROLES[role], "content": content} for role, content in turns]
         response = await self.client.chat.completions.create(
             model=self.servers.policy_model,
             messages=messages,  # type: ignore[arg-type]
@@ -402,12 +409,45 @@ class DirectChain:
         return list(await asyncio.gather(*(bounded(q) for q in queries)))
 
 
+class SamePromptChain(DirectChain):
+    """The direct chain sending exactly the graph's requests: its prompt templates, seeds,
+    delimiter extraction and de-duplicated scoring, with none of its machinery.
+
+    Benchmark 2 compares the graph against this chain, so both sides generate the same
+    text (seeded sampling) and the difference is orchestration alone.
+    """
+
+    async def run(self, query: str, seed: int) -> float:
+        s = self.settings
+        texts = await self.chat_messages([("human", query)], s.n, seed, "sample")
+        cache: dict[str, float] = {}  # text -> score, in the order first seen
+        await self.score_new(query, [t for t in texts if t.strip()], cache)
+        for k in range(1, s.d + 1):
+            chosen = max(cache, key=cache.__getitem__)
+            rejected = min(reversed(cache), key=cache.__getitem__)
+            pair = (query, chosen, None if rejected == chosen else rejected)
+            loss = (await self.chat_messages(loss_messages(*pair), 1, seed, "loss"))[0].strip()
+            turns = gradient_messages(*pair, loss)
+            gradient = (await self.chat_messages(turns, 1, seed, "gradient"))[0].strip()
+            turns = update_messages(query, chosen, gradient)
+            outputs = await self.chat_messages(turns, s.n, seed + k, "update")
+            extracted = [extract_response(text)[0] for text in outputs]
+            await self.score_new(query, [t for t in extracted if t is not None], cache)
+        return max(cache.values())
+
+    async def score_new(self, query: str, texts: list[str], cache: dict[str, float]) -> None:
+        """Score the texts not in ``cache`` yet (one request) and add them."""
+        fresh = list(dict.fromkeys(t for t in texts if t not in cache))
+        if fresh:
+            cache.update(zip(fresh, await self.score(query, fresh), strict=True))
+
+
 async def warm_up(graph: Any, direct: DirectChain) -> None:
     """First requests (and the reward tokenizers) outside the timed runs."""
     await graph.ainvoke(
         {"query": WARMUP_PROMPT}, context={"max_tokens": 4, "num_samples": 2, "max_iterations": 1}
     )
-    small = DirectChain(direct.servers, replace(direct.settings, max_tokens=4, n=2, d=1))
+    small = type(direct)(direct.servers, replace(direct.settings, max_tokens=4, n=2, d=1))
     try:
         await small.run(WARMUP_PROMPT, 0)
     finally:

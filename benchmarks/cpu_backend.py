@@ -29,7 +29,13 @@ import psutil
 from benchmarks.chains import interleaved
 from benchmarks.common import contention, show_table, stop_on_signals, verdict, write_json
 from langgraph_tpo.backends.factory import BackendSettings, build_policy, build_reward
-from langgraph_tpo.backends.smollm2 import clear_model_cache, load_causal_lm
+from langgraph_tpo.backends.smollm2 import (
+    WEIGHTS_CACHE_ENV,
+    clear_model_cache,
+    dequantized_cache_dir,
+    load_causal_lm,
+    load_model,
+)
 
 PROMPT = "How do I take care of a wooden table?"
 N = 5
@@ -99,6 +105,31 @@ def measure_tpo_run() -> dict[str, Any]:
 # ---------------------------------------------------------------- in-process measurements
 
 
+def timed_load(cache: bool) -> float:
+    """Seconds to load the default model in this process, with or without the weights cache."""
+    clear_model_cache()
+    previous = os.environ.get(WEIGHTS_CACHE_ENV)
+    os.environ[WEIGHTS_CACHE_ENV] = "1" if cache else "0"
+    try:
+        start = time.perf_counter()
+        load_model()
+        return time.perf_counter() - start
+    finally:
+        clear_model_cache()
+        if previous is None:
+            os.environ.pop(WEIGHTS_CACHE_ENV, None)
+        else:
+            os.environ[WEIGHTS_CACHE_ENV] = previous
+
+
+def load_paths() -> dict[str, Any]:
+    """First-ever load (GGUF parsed and dequantized) against a load from the weights cache."""
+    gguf_s = timed_load(cache=False)
+    timed_load(cache=True)  # makes sure the cache entry exists
+    cached_s = timed_load(cache=True)
+    return {"gguf_dequantize_s": gguf_s, "cached_s": cached_s, "speedup": gguf_s / cached_s}
+
+
 def load_and_share() -> tuple[Any, dict[str, Any]]:
     """Build the embedded policy and judge like ``tpo run``; time the load; check sharing."""
     clear_model_cache()
@@ -121,6 +152,7 @@ def load_and_share() -> tuple[Any, dict[str, Any]]:
         and judge_model.loaded().model is loaded.model,
         "load_causal_lm_shares_model": model is loaded.model,
         "source": loaded.source.describe(),
+        "weights_cache": str(dequantized_cache_dir(loaded.source)),
         "torch_threads": _torch_threads(),
     }
     return policy, info
@@ -203,7 +235,13 @@ def report(load: dict[str, Any], sampling: dict[str, Any], run: dict[str, Any] |
              for v in ("batched", "sequential")],
         ),
         show_table(
-            "Embedded model load",
+            "Model load paths (same process, model cache cleared between)",
+            ["first load: GGUF parse + dequantize s", "from the weights cache s", "speed-up"],
+            [[load["paths"]["gguf_dequantize_s"], load["paths"]["cached_s"],
+              load["paths"]["speedup"]]],
+        ),
+        show_table(
+            "Embedded model load (as tpo run builds policy and judge)",
             ["load s", "RSS after load MB", "reward", "judge is policy", "judge shares model",
              "load_causal_lm shares"],
             [[load["load_s"], load["rss_after_load_mb"], load["reward_type"],
@@ -237,7 +275,9 @@ def main() -> None:
     stop_on_signals()
     before = contention()
     run = None if args.skip_run else measure_tpo_run()
+    paths = load_paths()
     policy, load = load_and_share()
+    load["paths"] = paths
     sampling = asyncio.run(batched_vs_sequential(policy, args))
     markdown = report(load, sampling, run)
     after = contention()

@@ -7,7 +7,11 @@ runs the same prompts through the TPO graph (``create_tpo_graph`` with ``vllm_ch
 (``openai.AsyncOpenAI`` + httpx, short prompts, the same requests), interleaved A, B, B, A.
 Reports wall time, requests, prompt and generated tokens from the servers' ``/metrics``.
 
-    python -m benchmarks.vllm_e2e [--prompts 8] [--max-tokens 16] [--concurrency 1 8]
+The direct chain sends the graph's own prompts by default (``--direct-prompts same``): the
+same requests with the same seeds give the same generated text, so the time ratio is the
+graph's orchestration cost alone. ``--direct-prompts short`` uses benchmark 5's short prompts.
+
+    python -m benchmarks.vllm_e2e [--prompts 16] [--max-tokens 128] [--concurrency 1 8]
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 from benchmarks.chains import (
     DirectChain,
     RunStats,
+    SamePromptChain,
     Settings,
     interleaved,
     measure,
@@ -39,8 +44,8 @@ TIME_TARGET = 1.05
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompts", type=int, default=8, help="how many of the fixed prompts")
-    parser.add_argument("--max-tokens", type=int, default=16)
+    parser.add_argument("--prompts", type=int, default=16, help="how many of the fixed prompts")
+    parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("-n", "--num-samples", type=int, default=5)
     parser.add_argument("-d", "--max-iterations", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1234)
@@ -51,6 +56,13 @@ def parse_args() -> argparse.Namespace:
         default=2,
         help="rounds per concurrency, A,B then B,A ...: each on its own chunk of the prompts "
         "when every chunk still has >= concurrency prompts, else on all of them (new seed)",
+    )
+    parser.add_argument(
+        "--direct-prompts",
+        choices=["same", "short"],
+        default="same",
+        help="same: the direct chain sends the graph's own prompts (same requests, same seeds, "
+        "so the same generated text); short: the minimal short prompts of benchmark 5",
     )
     parser.add_argument("--out", type=Path)
     add_server_args(parser)
@@ -84,7 +96,8 @@ async def run_all(servers: BenchServers, args: argparse.Namespace) -> list[dict[
         n=args.num_samples, d=args.max_iterations, max_tokens=args.max_tokens, seed=args.seed
     )
     graph = tpo_graph(servers, settings)
-    direct = DirectChain(servers, settings)
+    chain = SamePromptChain if args.direct_prompts == "same" else DirectChain
+    direct = chain(servers, settings)
     try:
         await warm_up(graph, direct)
         runners = {"tpo": tpo_runner(graph), "direct": direct.run_all}
@@ -192,6 +205,7 @@ def main() -> None:
                 "prompts": args.prompts, "n": args.num_samples, "d": args.max_iterations,
                 "max_tokens": args.max_tokens, "seed": args.seed, "rounds": args.rounds,
                 "concurrency": args.concurrency, "servers_started_here": started_here,
+                "direct_prompts": args.direct_prompts,
             },
             "contention": {"before": before, "after": after},
             **result,

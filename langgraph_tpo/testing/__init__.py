@@ -12,14 +12,18 @@ from langgraph_tpo.testing.models import (
     default_cache_dir,
     smollm2_gguf_path,
 )
+from langgraph_tpo.testing.pair import ServerPair, external_server_pair, start_server_pair
 from langgraph_tpo.testing.servers import VLLMServer
 from langgraph_tpo.testing.vllm_env import ensure_vllm_venv
 
 __all__ = [
+    "ServerPair",
     "VLLMServer",
     "build_smollm2_hf_dir",
     "build_tiny_reward_model",
     "default_cache_dir",
     "ensure_vllm_venv",
+    "external_server_pair",
     "smollm2_gguf_path",
+    "start_server_pair",
 ]

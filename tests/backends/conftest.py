@@ -10,8 +10,7 @@ import pytest
 
 from langgraph_tpo.backends.smollm2 import LoadedModel, load_model
 from langgraph_tpo.errors import BackendUnavailableError
-
-TINY_RM_SEED = 1234
+from langgraph_tpo.testing.models import write_tiny_reward_model
 
 # Without the `local` extra (torch, transformers) only the model-free tests can run.
 if importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None:
@@ -42,36 +41,11 @@ def build_tiny_reward_model(
     pad_token: str | None = "<|endoftext|>",
     num_labels: int = 1,
 ) -> Path:
-    """A deterministic random ``LlamaForSequenceClassification`` plus the SmolLM2 tokenizer.
-
-    ``pad_token=None`` writes a model and tokenizer with no pad token at all, so the
-    reward has to pick one itself.
-    """
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+    """The package's tiny test reward model, written with a private copy of the tokenizer."""
+    from transformers import AutoTokenizer
 
     tokenizer: Any = AutoTokenizer.from_pretrained(tokenizer_dir)
-    tokenizer.pad_token = pad_token
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=128,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        head_dim=64,
-        num_hidden_layers=2,
-        intermediate_size=256,
-        max_position_embeddings=2048,
-        initializer_range=0.2,
-        num_labels=num_labels,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    torch.manual_seed(TINY_RM_SEED)
-    model = LlamaForSequenceClassification(config).to(torch.float32).eval()
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    return out_dir
+    return write_tiny_reward_model(out_dir, tokenizer, pad_token=pad_token, num_labels=num_labels)
 
 
 @pytest.fixture(scope="session")
