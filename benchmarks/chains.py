@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import httpx
@@ -146,6 +146,8 @@ class RunStats:
     wall_s: float
     counters: Counters
     mean_best_score: float | None = None
+    round_walls: list[float] = field(default_factory=list)
+    cold_prefix_cache: bool = False
 
     @property
     def requests(self) -> int:
@@ -178,6 +180,8 @@ class RunStats:
             self.wall_s + other.wall_s,
             self.counters + other.counters,
             mean,
+            self.round_walls + other.round_walls,
+            self.cold_prefix_cache and other.cold_prefix_cache,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -191,6 +195,8 @@ class RunStats:
             "ms_per_generated_token": self.ms_per_generated_token,
             "generated_tokens_per_s": self.generated_tokens_per_s,
             "mean_best_score": self.mean_best_score,
+            "round_wall_s": self.round_walls,
+            "cold_prefix_cache": self.cold_prefix_cache,
             **asdict(self.counters),
         }
 
@@ -207,14 +213,18 @@ async def measure(
     concurrency: int,
     seed: int,
 ) -> RunStats:
-    """Run ``runner(queries, concurrency, seed)`` and take the servers' counter deltas."""
+    """Run ``runner(queries, concurrency, seed)`` and take the servers' counter deltas.
+
+    The policy server's prefix cache is emptied first where the server allows it: the
+    variants send the same prompts, and the second of a pair would otherwise start warm."""
+    cold = await asyncio.to_thread(servers.reset_prefix_cache)
     before = await asyncio.to_thread(settled_counters, servers)
     start = time.perf_counter()
     scores = await runner(queries, concurrency, seed)
     wall = time.perf_counter() - start
     after = await asyncio.to_thread(settled_counters, servers)
     mean = sum(scores) / len(scores) if scores else None
-    return RunStats(variant, concurrency, len(queries), wall, after - before, mean)
+    return RunStats(variant, concurrency, len(queries), wall, after - before, mean, [wall], cold)
 
 
 def interleaved(variants: Sequence[str], rounds: int) -> list[tuple[int, str]]:

@@ -132,6 +132,7 @@ def run_level(servers: BenchServers, args: argparse.Namespace, tmp: Path, k: int
         "".join(json.dumps({"id": i, "prompt": p}) + "\n" for i, p in enumerate(prompts(32)))
     )
     out = tmp / f"results-c{k}.jsonl"
+    servers.reset_prefix_cache()  # every level starts cold: the levels repeat the prompts
     before = settled_counters(servers)
     if args.in_process:
         seconds = process_s = run_in_process(servers, args, k)
@@ -212,6 +213,7 @@ def measure_all(servers: BenchServers, args: argparse.Namespace) -> list[Level]:
         for k in args.concurrency:
             level = run_level(servers, args, tmp, k)
             if not args.no_ceiling:
+                servers.reset_prefix_cache()
                 level.ceiling_tok_s = asyncio.run(plain_load(servers, args, k))
             print(
                 f"  c={k}: {level.seconds:.1f}s, {level.prompts_per_min:.2f} prompts/min, "
@@ -229,6 +231,7 @@ def main() -> None:
     stop_on_signals()
     before = contention()
     with running_servers(args) as servers:
+        cold = servers.reset_prefix_cache()
         levels = measure_all(servers, args)
         started_here = servers.started_here
     after = contention()
@@ -257,7 +260,7 @@ def main() -> None:
     settings = {
         "prompts": args.prompts, "n": args.num_samples, "d": args.max_iterations,
         "max_tokens": args.max_tokens, "seed": args.seed, "driver": driver,
-        "servers_started_here": started_here,
+        "servers_started_here": started_here, "cold_prefix_cache": cold,
     }  # fmt: skip
     path = write_json(
         "dataset_throughput",

@@ -66,6 +66,7 @@ def running_servers(args: argparse.Namespace | None = None) -> Iterator[BenchSer
             policy_cpus=getattr(args, "policy_cpus", POLICY_CPUS),
             reward_cpus=getattr(args, "reward_cpus", REWARD_CPUS),
             log_suffix=f"-bench-{os.getpid()}",
+            dev_mode=True,
         )
     finally:
         for server in started:

@@ -84,7 +84,8 @@ async def run_level(
         stats = await measure(servers, variant, runners[variant], inputs[r], concurrency, seed)
         print(
             f"  c={concurrency} round {r} {variant}: {stats.wall_s:.1f}s, "
-            f"{stats.counters.generation_tokens:.0f} generated tokens",
+            f"{stats.counters.generation_tokens:.0f} generated tokens"
+            f"{', cold prefix cache' if stats.cold_prefix_cache else ''}",
             file=sys.stderr,
         )
         merged[variant] = merged[variant].merged(stats) if variant in merged else stats

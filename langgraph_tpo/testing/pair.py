@@ -66,6 +66,12 @@ class ServerPair:
         """The reward server's ``/metrics``, each name summed over (matching) label sets."""
         return fetch_metrics(self.reward_url, match)
 
+    def reset_prefix_cache(self) -> bool:
+        """Empty the policy server's prefix cache, so a timed run does not reuse the KV blocks
+        of the run before it. Needs ``VLLM_SERVER_DEV_MODE=1`` on the server (pairs started
+        with ``dev_mode=True``); returns False where the server does not offer it."""
+        return reset_prefix_cache(self.policy_url)
+
     def stop(self) -> None:
         for server in self.servers:
             server.stop()
@@ -75,6 +81,19 @@ def fetch_metrics(url: str, match: Mapping[str, str] | None = None) -> dict[str,
     response = httpx.get(url + "/metrics", timeout=10.0)
     response.raise_for_status()
     return parse_prometheus(response.text, match)
+
+
+def reset_prefix_cache(url: str, attempts: int = 20) -> bool:
+    """POST ``/reset_prefix_cache``; retried while blocks are still held (``success: false``)."""
+    for _ in range(attempts):
+        response = httpx.post(url + "/reset_prefix_cache", timeout=30.0)
+        if response.status_code in (404, 405):
+            return False
+        response.raise_for_status()
+        if response.json().get("success", True):
+            return True
+        time.sleep(0.5)
+    return False
 
 
 def external_server_pair(
@@ -109,10 +128,13 @@ def start_server_pair(
     policy_cpus: str = POLICY_CPUS,
     reward_cpus: str = REWARD_CPUS,
     log_suffix: str = "",
+    dev_mode: bool = False,
 ) -> ServerPair:
     """Build what is missing and start both servers, appending each to ``servers`` as it
     starts, so the caller can stop them even when a later step fails. ``policy_cpus`` and
-    ``reward_cpus`` are the servers' ``VLLM_CPU_OMP_THREADS_BIND``."""
+    ``reward_cpus`` are the servers' ``VLLM_CPU_OMP_THREADS_BIND``; ``dev_mode`` turns on
+    vLLM's development endpoints (``/reset_prefix_cache``, used by the benchmarks)."""
+    dev_env = {"VLLM_SERVER_DEV_MODE": "1"} if dev_mode else {}
     started = time.monotonic()
     python = ensure_vllm_venv()
     logs = default_cache_dir() / "logs"
@@ -123,7 +145,7 @@ def start_server_pair(
         REWARD_NAME,
         runner="pooling",
         log_path=logs / f"vllm-reward{log_suffix}.log",
-        env={"VLLM_CPU_OMP_THREADS_BIND": reward_cpus},
+        env={"VLLM_CPU_OMP_THREADS_BIND": reward_cpus, **dev_env},
     )
     servers.append(reward.start())  # the reward server boots while SmolLM2 is converted
     policy_dir = build_smollm2_hf_dir()
@@ -132,7 +154,7 @@ def start_server_pair(
         policy_dir,
         POLICY_NAME,
         log_path=logs / f"vllm-policy{log_suffix}.log",
-        env={"VLLM_CPU_OMP_THREADS_BIND": policy_cpus},
+        env={"VLLM_CPU_OMP_THREADS_BIND": policy_cpus, **dev_env},
     )
     servers.append(policy.start())
     for server in (reward, policy):
