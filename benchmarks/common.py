@@ -38,15 +38,6 @@ def machine() -> dict[str, Any]:
     }
 
 
-def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column, justify="right")
-    for row in rows:
-        table.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row])
-    Console().print(table)
-
-
 def write_json(name: str, payload: dict[str, Any], out: Path | None = None) -> Path:
     path = out or RESULTS_DIR / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

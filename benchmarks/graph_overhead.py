@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -20,7 +21,7 @@ from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
 
-from benchmarks.common import print_table, write_json
+from benchmarks.common import contention, show_table, verdict, write_json
 from langgraph_tpo import TPOConfig, create_tpo_graph
 from langgraph_tpo.fakes import FakeBatchReward, InstantPolicy
 
@@ -82,8 +83,9 @@ async def timed_ms(run: Callable[[int], Awaitable[Any]], i: int) -> float:
     return (time.perf_counter() - start) / (D + 1) * 1000  # D iterations + initial sampling
 
 
-async def measure(repeats: int) -> dict[str, float]:
-    """Best time per iteration of each variant; variants interleave so drift hits all alike."""
+async def measure(repeats: int) -> dict[str, list[float]]:
+    """Times per iteration of each variant, one per repeat; the variants interleave so drift
+    hits all alike."""
     floor, calls, plain = floor_graph(), floor_graph(InstantPolicy()), tpo_graph()
     with tempfile.TemporaryDirectory() as tmp:
         async with AsyncSqliteSaver.from_conn_string(str(Path(tmp) / "cp.db")) as saver:
@@ -99,13 +101,13 @@ async def measure(repeats: int) -> dict[str, float]:
                 "tpo": lambda i: plain.ainvoke({"query": "q"}, RECURSION),
                 "tpo_sqlite": run_sqlite,
             }
-            best = {name: float("inf") for name in runs}
+            times: dict[str, list[float]] = {name: [] for name in runs}
             for i in range(-1, repeats):  # -1: warm-up, not counted
                 for name, run in runs.items():
                     ms = await timed_ms(run, i)
                     if i >= 0:
-                        best[name] = min(best[name], ms)
-    return best
+                        times[name].append(ms)
+    return times
 
 
 def main() -> None:
@@ -113,28 +115,40 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    ms = asyncio.run(measure(args.repeats))
+    before = contention()
+    times = asyncio.run(measure(args.repeats))
+    ms = {name: min(values) for name, values in times.items()}
+    median = {name: statistics.median(values) for name, values in times.items()}
+    labels = {
+        "floor": "bare LangGraph loop (floor)",
+        "floor_calls": "floor + the same policy calls",
+        "tpo": "TPO graph, no checkpointer",
+        "tpo_sqlite": "TPO graph, SQLite checkpointer",
+    }
     rows = [
-        ["bare LangGraph loop (floor)", ms["floor"], 1.0],
-        ["floor + the same policy calls", ms["floor_calls"], ms["floor_calls"] / ms["floor"]],
-        ["TPO graph, no checkpointer", ms["tpo"], ms["tpo"] / ms["floor"]],
-        ["TPO graph, SQLite checkpointer", ms["tpo_sqlite"], ms["tpo_sqlite"] / ms["floor"]],
+        [label, ms[name], ms[name] / ms["floor"], median[name], median[name] / median["floor"]]
+        for name, label in labels.items()
     ]
-    print_table(
-        f"Graph overhead, N={N}, D={D} (best of {args.repeats})",
-        ["variant", "ms / iteration", "x floor"],
+    markdown = show_table(
+        f"Graph overhead, N={N}, D={D} ({args.repeats} repeats)",
+        ["variant", "best ms / iteration", "x floor", "median ms / iteration", "x floor (median)"],
         rows,
     )
     target = ms["tpo"] / ms["floor"] <= 2.0
-    print(f"target (TPO without checkpointer <= 2x floor): {'met' if target else 'MISSED'}")
+    print(f"target (TPO without checkpointer <= 2x floor, best of): {verdict(target)}")
     path = write_json(
         "graph_overhead",
         {
             "n": N,
             "d": D,
+            "repeats": args.repeats,
+            "contention": {"before": before, "after": contention()},
             "ms_per_iteration": ms,
+            "median_ms_per_iteration": median,
             "ratio_to_floor": ms["tpo"] / ms["floor"],
+            "median_ratio_to_floor": median["tpo"] / median["floor"],
             "target_met": target,
+            "markdown": markdown,
         },
         args.out,
     )

@@ -14,6 +14,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from langgraph_tpo.testing import VLLMServer
+from langgraph_tpo.testing.pair import (
+    POLICY_NAME,
+    REWARD_NAME,
+    ServerPair,
+    external_server_pair,
+    start_server_pair,
+)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -58,3 +67,38 @@ def studio_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def external_vllm_servers() -> ServerPair | None:
+    """Servers named by ``TPO_TEST_POLICY_URL``/``TPO_TEST_REWARD_URL``, if both are set
+    (served names from ``TPO_TEST_POLICY_MODEL``/``TPO_TEST_REWARD_MODEL``; the reward
+    tokenizer from ``TPO_TEST_REWARD_TOKENIZER``, default the tiny reward model built here)."""
+    policy_url = os.environ.get("TPO_TEST_POLICY_URL")
+    reward_url = os.environ.get("TPO_TEST_REWARD_URL")
+    if not (policy_url and reward_url):
+        return None
+    return external_server_pair(
+        policy_url,
+        reward_url,
+        policy_model=os.environ.get("TPO_TEST_POLICY_MODEL", POLICY_NAME),
+        reward_model=os.environ.get("TPO_TEST_REWARD_MODEL", REWARD_NAME),
+        reward_tokenizer=os.environ.get("TPO_TEST_REWARD_TOKENIZER"),
+    )
+
+
+@pytest.fixture(scope="session")
+def vllm_servers() -> Iterator[ServerPair]:
+    """One real vLLM CPU pair for the whole session, shared by every folder that asks:
+    a policy (``smollm2``) and a pooling reward server (``tiny-rm``), started here (the vLLM
+    venv and both models built if missing) and stopped at session end, or the external
+    servers of :func:`external_vllm_servers`."""
+    external = external_vllm_servers()
+    if external is not None:
+        yield external
+        return
+    servers: list[VLLMServer] = []
+    try:
+        yield start_server_pair(servers)
+    finally:
+        for server in servers:
+            server.stop()

@@ -21,6 +21,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ChatMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
+from langgraph_tpo.backends.nucleus import TemperatureTopP
 from langgraph_tpo.backends.smollm2 import LoadedModel, load_model
 from langgraph_tpo.errors import ConfigError, PolicyError
 
@@ -222,7 +223,18 @@ def _generate_kwargs(
     if params.greedy:
         kwargs["do_sample"] = False
     else:
-        kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0)
+        from transformers import LogitsProcessorList
+
+        # temperature and top-p in one processor that avoids sorting the whole vocabulary
+        # at every step (see nucleus.py); generate's own warpers are switched off
+        nucleus = TemperatureTopP(params.temperature, params.top_p)
+        kwargs.update(
+            do_sample=True,
+            temperature=1.0,
+            top_p=1.0,
+            top_k=0,
+            logits_processor=LogitsProcessorList([nucleus]),
+        )
     if stop:
         kwargs["stopping_criteria"] = [_StopOnStrings(tokenizer, prompt_len, stop)]
     return kwargs

@@ -12,6 +12,7 @@ import pytest
 import torch
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
+from langgraph_tpo.backends.nucleus import TemperatureTopP
 from langgraph_tpo.backends.smollm2 import LoadedModel
 from langgraph_tpo.backends.transformers_chat import TransformersChatModel
 from langgraph_tpo.errors import ConfigError
@@ -66,6 +67,17 @@ def test_n_samples_come_from_one_generate_call(spy: GenerateSpy) -> None:
     assert len(spy.calls) == 1
     assert spy.calls[0]["num_return_sequences"] == 3
     assert spy.calls[0]["do_sample"] is True
+
+
+def test_temperature_and_top_p_go_through_one_processor(spy: GenerateSpy) -> None:
+    TransformersChatModel(n=2, max_tokens=3, seed=0, temperature=0.5, top_p=0.8).generate([STORY])
+
+    call = spy.calls[0]
+    (nucleus,) = call["logits_processor"]
+    assert isinstance(nucleus, TemperatureTopP)
+    assert (nucleus.temperature, nucleus.top_p) == (0.5, 0.8)
+    # generate's own warpers are off, or temperature and top-p would be applied twice
+    assert (call["temperature"], call["top_p"], call["top_k"]) == (1.0, 1.0, 0)
 
 
 def test_same_seed_same_samples(spy: GenerateSpy) -> None:

@@ -3,7 +3,7 @@
 Faults are real where they can be: stub servers are separate processes reached over HTTP,
 killed with SIGKILL and restarted on the same port; ``tpo`` runs as a subprocess and is
 signalled for real. The load test and the context-window tests use the real vLLM CPU
-servers of ``tests/integration`` (the ``vllm_servers`` session fixture).
+servers of the ``vllm_servers`` session fixture (``tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -23,14 +23,7 @@ from langgraph.types import RetryPolicy
 
 from langgraph_tpo.backends.vllm_server import VLLMServerReward, vllm_chat_model
 from langgraph_tpo.graph.builder import retry_transient
-from langgraph_tpo.testing import VLLMServer, build_tiny_reward_model
-from tests.integration.conftest import (
-    POLICY_NAME,
-    REWARD_NAME,
-    VLLMServers,
-    _external_servers,
-    _start_servers,
-)
+from langgraph_tpo.testing import build_tiny_reward_model
 
 from .stub import StubServer
 
@@ -50,50 +43,6 @@ CLEAN_ENV = (
     "TPO_REWARD_URL", "TPO_REWARD_MODEL", "TPO_REWARD_PATH", "TPO_JUDGE", "TPO_API_KEY",
     "OPENAI_API_KEY", "LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2",
 )  # fmt: skip
-
-
-@pytest.fixture(scope="session")
-def vllm_servers() -> Iterator[VLLMServers]:
-    """The real vLLM CPU servers of ``tests/integration`` (same settings), one pair per
-    session: reused when the integration suite already started them in this process, else
-    started here and announced through ``TPO_TEST_*`` so that suite reuses them in turn.
-
-    (A fixture imported into this conftest would be a second session fixture and start a
-    second pair; moving ``vllm_servers`` to ``tests/conftest.py`` would make this moot.)
-    """
-    shared = _external_servers() or _running_pair()
-    if shared is not None:
-        yield shared
-        return
-    servers: list[VLLMServer] = []
-    with pytest.MonkeyPatch.context() as env:
-        try:
-            started = _start_servers(servers)
-            env.setenv("TPO_TEST_POLICY_URL", started.policy_url)
-            env.setenv("TPO_TEST_REWARD_URL", started.reward_url)
-            env.setenv("TPO_TEST_REWARD_TOKENIZER", str(started.reward_tokenizer_path))
-            yield started
-        finally:
-            for server in servers:
-                server.stop()
-
-
-def _running_pair() -> VLLMServers | None:
-    """The policy and reward servers this process started (by the integration fixture)."""
-    by_name = {s.served_name: s for s in VLLMServer.running() if s.is_healthy()}
-    policy, reward = by_name.get(POLICY_NAME), by_name.get(REWARD_NAME)
-    if policy is None or reward is None:
-        return None
-    return VLLMServers(
-        policy_url=policy.base_url,
-        reward_url=reward.base_url,
-        policy_model=POLICY_NAME,
-        reward_model=REWARD_NAME,
-        reward_tokenizer_path=Path(reward.model),
-        reward_model_path=Path(reward.model),
-        policy_server=policy,
-        reward_server=reward,
-    )
 
 
 @pytest.fixture(scope="session")
