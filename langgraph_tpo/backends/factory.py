@@ -96,7 +96,8 @@ def build_reward(settings: BackendSettings, policy: BaseChatModel) -> BatchRewar
         return TransformersReward(settings.reward_path)
     from langgraph_tpo.backends.judge import JudgeReward
 
-    return JudgeReward(policy)
+    # a small judge (the embedded SmolLM2) sometimes answers without a number at all
+    return JudgeReward(policy, unreadable="lowest")
 
 
 def build_models(settings: BackendSettings | None = None) -> tuple[BaseChatModel, BatchReward]:

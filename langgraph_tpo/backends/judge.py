@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
@@ -15,6 +16,8 @@ from langchain_core.messages import BaseMessage
 from langgraph_tpo.errors import ConfigError, RewardError
 from langgraph_tpo.prompts.judge import judge_messages
 from langgraph_tpo.reward import Conversation, RewardPair, check_scores
+
+logger = logging.getLogger(__name__)
 
 _NUMBER = re.compile(r"(?<![\d.])\d+(?:\.\d+)?")
 _LEADING = re.compile(r"^\W*?(\d+(?:\.\d+)?)")
@@ -144,7 +147,10 @@ class JudgeReward:
     the rating position (renormalized), or else the number parsed from the reply's text.
     ``last_methods`` says which ("logprobs" or "parsed") for each pair of the last batch.
     A reply with no rating in range is retried ``max_retries`` times (new seed, slightly
-    higher temperature), then :class:`RewardError` names the candidate and the reply.
+    higher temperature); then, with ``unreadable="raise"``, :class:`RewardError` names the
+    candidate and the replies, and with ``unreadable="lowest"`` the candidate gets the lowest
+    rating of the scale (method "unreadable", logged as a warning), so one reply a small
+    judge cannot rate does not end the run.
     """
 
     def __init__(
@@ -157,6 +163,7 @@ class JudgeReward:
         max_response_chars: int = 4000,
         max_tokens: int = 8,
         request_logprobs: bool = True,
+        unreadable: Literal["raise", "lowest"] = "raise",
     ) -> None:
         low, high = scale
         if not (isinstance(low, int) and isinstance(high, int) and low < high):
@@ -165,6 +172,8 @@ class JudgeReward:
             )
         if max_retries < 0 or concurrency < 1 or max_tokens < 1:
             raise ConfigError("max_retries must be >= 0, concurrency and max_tokens >= 1")
+        if unreadable not in ("raise", "lowest"):
+            raise ConfigError(f"unreadable must be 'raise' or 'lowest', got {unreadable!r}")
         self.chat_model = chat_model
         self.scale = (low, high)
         self.max_retries = max_retries
@@ -172,6 +181,7 @@ class JudgeReward:
         self.max_response_chars = max_response_chars
         self.max_tokens = max_tokens
         self.request_logprobs = request_logprobs
+        self.unreadable = unreadable
         self.last_methods: list[str] = []
 
     def messages(self, conversation: Conversation, response: str) -> list[dict[str, str]]:
@@ -217,10 +227,14 @@ class JudgeReward:
             if verdict is not None:
                 return verdict
             replies.append(repr(reply.content)[:200])
-        raise RewardError(
+        problem = (
             f"judge gave no rating in {self.scale[0]}-{self.scale[1]} for candidate {index} "
             f"after {len(replies)} attempts; it replied: {'; '.join(replies)}"
         )
+        if self.unreadable == "raise":
+            raise RewardError(problem)
+        logger.warning("%s; scored %s, the lowest rating", problem, self.scale[0])
+        return Verdict(float(self.scale[0]), "unreadable")
 
     async def ascore_batch(self, pairs: Sequence[RewardPair]) -> list[float]:
         """One judge score per pair, in order."""

@@ -215,7 +215,6 @@ def _generate_kwargs(
     """``generate`` arguments: every setting explicit, so model defaults (top_k=50) don't leak."""
     kwargs: dict[str, Any] = {
         "max_new_tokens": params.max_tokens,
-        "num_return_sequences": 1 if params.greedy else params.n,
         "pad_token_id": tokenizer.pad_token_id,
         "return_dict_in_generate": True,
         "output_logits": params.logprobs,
@@ -263,18 +262,38 @@ def _sample(
     import torch
 
     prompt_len = prompt_ids.shape[1]
+    rows = 1 if params.greedy else params.n
     kwargs = _generate_kwargs(params, loaded.tokenizer, prompt_len, stop)
     rng_lock = contextlib.nullcontext() if params.greedy else _RNG_LOCK
     try:
         with rng_lock, _seeded(params.seed), torch.inference_mode():
-            out = loaded.model.generate(
-                input_ids=prompt_ids, attention_mask=torch.ones_like(prompt_ids), **kwargs
-            )
+            inputs = _rows_with_shared_prefill(loaded.model, prompt_ids, rows)
+            out = loaded.model.generate(**inputs, **kwargs)
     except Exception as exc:
         raise PolicyError(f"generate failed: {type(exc).__name__}: {exc}") from exc
-    rows = kwargs["num_return_sequences"]
     samples = [_decode_row(loaded, out, row, prompt_len, params, stop) for row in range(rows)]
     return samples * params.n if params.greedy else samples
+
+
+def _rows_with_shared_prefill(model: Any, prompt_ids: Any, rows: int) -> dict[str, Any]:
+    """``generate`` inputs for ``rows`` samples of one prompt.
+
+    ``num_return_sequences`` would prefill the same prompt once per row; here the prompt
+    (all but its last token, which ``generate`` needs to start from) goes through the model
+    once, and its KV cache is repeated for every row. Same samples, a fraction of the
+    prefill: TPO's update prompts run to hundreds of tokens, sampled N times.
+    """
+    import torch
+    from transformers import DynamicCache
+
+    batch = prompt_ids.repeat(rows, 1)
+    inputs = {"input_ids": batch, "attention_mask": torch.ones_like(batch)}
+    if rows == 1 or prompt_ids.shape[1] < 2:
+        return inputs
+    cache = DynamicCache(config=model.config)
+    model(input_ids=prompt_ids[:, :-1], past_key_values=cache, use_cache=True)
+    cache.batch_repeat_interleave(rows)
+    return {**inputs, "past_key_values": cache}
 
 
 def _terminators(loaded: LoadedModel) -> set[int]:

@@ -148,6 +148,25 @@ async def test_unparseable_replies_are_retried_then_fail() -> None:
     assert [c["temperature"] for c in retries] == pytest.approx([0.0, 0.3, 0.6])
 
 
+async def test_unreadable_lowest_scores_the_bottom_of_the_scale_and_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    model = scripted(reply("7"), reply("I cannot judge that."))
+    judge = JudgeReward(model, max_retries=1, concurrency=1, unreadable="lowest", scale=(2, 9))
+
+    scores = await judge.ascore_batch([(QUESTION, "Paris."), (QUESTION, "Lyon.")])
+
+    assert scores == [7.0, 2.0]
+    assert judge.last_methods == ["parsed", "unreadable"]
+    assert len(model.calls) == 3  # candidate 1 was still retried
+    assert "candidate 1" in caplog.text and "lowest rating" in caplog.text
+
+
+def test_unreadable_policy_is_checked() -> None:
+    with pytest.raises(ConfigError, match="unreadable"):
+        JudgeReward(scripted(reply("5")), unreadable="ignore")  # type: ignore[arg-type]
+
+
 async def test_a_retry_can_succeed() -> None:
     judge = JudgeReward(scripted(reply("Hmm."), reply("Rating: 6")), max_retries=1)
     assert await judge.ascore_batch([(QUESTION, "Paris.")]) == [6.0]

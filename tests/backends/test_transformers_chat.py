@@ -14,7 +14,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 
 from langgraph_tpo.backends.nucleus import TemperatureTopP
 from langgraph_tpo.backends.smollm2 import LoadedModel
-from langgraph_tpo.backends.transformers_chat import TransformersChatModel
+from langgraph_tpo.backends.transformers_chat import TransformersChatModel, _generate_kwargs
 from langgraph_tpo.errors import ConfigError
 
 STORY = [HumanMessage("Tell me a short story about a dragon.")]
@@ -65,8 +65,32 @@ def test_n_samples_come_from_one_generate_call(spy: GenerateSpy) -> None:
     result = model.generate([STORY])
     assert len(result.generations[0]) == 3
     assert len(spy.calls) == 1
-    assert spy.calls[0]["num_return_sequences"] == 3
-    assert spy.calls[0]["do_sample"] is True
+    call = spy.calls[0]
+    assert call["input_ids"].shape[0] == 3 and call["do_sample"] is True
+    # the prompt was prefilled once: its KV cache (all but the last token) has 3 rows
+    prompt_len = call["input_ids"].shape[1]
+    assert call["past_key_values"].get_seq_length() >= prompt_len - 1
+
+
+def test_shared_prefill_samples_what_num_return_sequences_samples(smollm2: LoadedModel) -> None:
+    model = TransformersChatModel(n=3, max_tokens=8, seed=11)
+    ours = texts(model, STORY)
+
+    prompt_ids = TransformersChatModel._encode(smollm2.tokenizer, STORY)
+    params = model._params({})
+    kwargs = _generate_kwargs(params, smollm2.tokenizer, prompt_ids.shape[1], [])
+    with torch.random.fork_rng(devices=[]), torch.inference_mode():
+        torch.manual_seed(11)
+        plain = smollm2.model.generate(
+            input_ids=prompt_ids,
+            attention_mask=torch.ones_like(prompt_ids),
+            num_return_sequences=3,
+            **kwargs,
+        )
+    decoded = smollm2.tokenizer.batch_decode(
+        plain.sequences[:, prompt_ids.shape[1] :], skip_special_tokens=True
+    )
+    assert ours == decoded
 
 
 def test_temperature_and_top_p_go_through_one_processor(spy: GenerateSpy) -> None:
