@@ -36,8 +36,19 @@ from langgraph_tpo.backends.smollm2 import (
     load_causal_lm,
     load_model,
 )
+from langgraph_tpo.prompts import update_messages
 
 PROMPT = "How do I take care of a wooden table?"
+# An update step's prompt at a typical size (~330 tokens): TPO samples N rewrites of it.
+CHOSEN = (
+    "Dust the table weekly with a soft, dry cloth. Wipe spills at once and dry the surface. "
+    "Use coasters and placemats against heat and water rings. Keep it out of direct sun. "
+) * 3
+SUGGESTIONS = (
+    "Mention how to clean sticky spots with mild soap, how often to wax or oil the finish, "
+    "and how to repair small scratches. Order the advice from daily to yearly care. "
+) * 2
+UPDATE_PROMPT = update_messages(PROMPT, CHOSEN, SUGGESTIONS)
 N = 5
 SPEEDUP_TARGET = 2.5
 RUN_TIME_TARGET_S = 180.0
@@ -164,9 +175,10 @@ def _torch_threads() -> int:
     return torch.get_num_threads()
 
 
-async def sample(policy: Any, n: int, calls: int, max_tokens: int, seed: int) -> tuple[float, int]:
+async def sample(
+    policy: Any, messages: list[tuple[str, str]], n: int, calls: int, max_tokens: int, seed: int
+) -> tuple[float, int]:
     """``calls`` sequential generate calls of ``n`` samples each: (seconds, output tokens)."""
-    messages = [("human", PROMPT)]
     tokens = 0
     start = time.perf_counter()
     for i in range(calls):
@@ -182,21 +194,28 @@ async def sample(policy: Any, n: int, calls: int, max_tokens: int, seed: int) ->
     return time.perf_counter() - start, tokens
 
 
+def prompt_tokens(policy: Any, messages: list[tuple[str, str]]) -> int:
+    tokenizer = policy.loaded().tokenizer
+    return int(policy._encode(tokenizer, policy_messages(messages)).shape[1])
+
+
 def policy_messages(messages: list[tuple[str, str]]) -> Any:
     from langchain_core.messages import convert_to_messages
 
     return convert_to_messages(messages)
 
 
-async def batched_vs_sequential(policy: Any, args: argparse.Namespace) -> dict[str, Any]:
-    await sample(policy, 1, 1, 4, args.seed)  # warm-up
+async def batched_vs_sequential(
+    policy: Any, messages: list[tuple[str, str]], args: argparse.Namespace
+) -> dict[str, Any]:
+    await sample(policy, messages, 1, 1, 4, args.seed)  # warm-up
     totals = {"batched": [0.0, 0], "sequential": [0.0, 0]}
     for r, variant in interleaved(("batched", "sequential"), args.repeats):
         seed = args.seed + 100 * r
         if variant == "batched":
-            seconds, tokens = await sample(policy, N, 1, args.max_tokens, seed)
+            seconds, tokens = await sample(policy, messages, N, 1, args.max_tokens, seed)
         else:
-            seconds, tokens = await sample(policy, 1, N, args.max_tokens, seed)
+            seconds, tokens = await sample(policy, messages, 1, N, args.max_tokens, seed)
         print(f"  round {r} {variant}: {seconds:.1f}s, {tokens} tokens", file=sys.stderr)
         totals[variant][0] += seconds
         totals[variant][1] += tokens
@@ -220,19 +239,26 @@ def run_verdict(run: dict[str, Any]) -> str:
     )
 
 
-def report(load: dict[str, Any], sampling: dict[str, Any], run: dict[str, Any] | None) -> str:
+def sampling_verdict(label: str, sampling: dict[str, Any]) -> str:
     speedup = sampling["speedup_tok_s"]
-    verdicts = [
-        f"batched/sequential tok/s {speedup:.2f}x (wall {sampling['speedup_wall']:.2f}x) >= "
-        f"{SPEEDUP_TARGET}x: {verdict(speedup >= SPEEDUP_TARGET)}"
-    ]
+    return (
+        f"{label}: batched/sequential tok/s {speedup:.2f}x (wall {sampling['speedup_wall']:.2f}x)"
+        f" >= {SPEEDUP_TARGET}x: {verdict(speedup >= SPEEDUP_TARGET)}"
+    )
+
+
+def report(
+    load: dict[str, Any], samplings: dict[str, dict[str, Any]], run: dict[str, Any] | None
+) -> str:
+    verdicts = [sampling_verdict(label, sampling) for label, sampling in samplings.items()]
     tables = [
         show_table(
             f"Batched N={N} sampling vs {N} sequential generations (in-process, "
             f"{load['torch_threads']} torch thread(s))",
-            ["variant", "seconds", "tokens", "tok/s"],
-            [[v, sampling[v]["seconds"], sampling[v]["tokens"], sampling[v]["tok_s"]]
-             for v in ("batched", "sequential")],
+            ["prompt", "prompt tokens", "variant", "seconds", "tokens", "tok/s", "speed-up"],
+            [[label, s["prompt_tokens"], v, s[v]["seconds"], s[v]["tokens"], s[v]["tok_s"],
+              s["speedup_tok_s"] if v == "batched" else None]
+             for label, s in samplings.items() for v in ("batched", "sequential")],
         ),
         show_table(
             "Model load paths (same process, model cache cleared between)",
@@ -278,8 +304,12 @@ def main() -> None:
     paths = load_paths()
     policy, load = load_and_share()
     load["paths"] = paths
-    sampling = asyncio.run(batched_vs_sequential(policy, args))
-    markdown = report(load, sampling, run)
+    samplings = {}
+    for label, messages in (("query", [("human", PROMPT)]), ("update prompt", UPDATE_PROMPT)):
+        print(f"sampling, {label}:", file=sys.stderr)
+        samplings[label] = asyncio.run(batched_vs_sequential(policy, messages, args))
+        samplings[label]["prompt_tokens"] = prompt_tokens(policy, messages)
+    markdown = report(load, samplings, run)
     after = contention()
     print(f"contention: before {before}, after {after}")
     path = write_json(
@@ -289,7 +319,8 @@ def main() -> None:
                          "prompt": PROMPT, "cpus": os.cpu_count()},
             "contention": {"before": before, "after": after},
             "load": load,
-            "sampling": sampling,
+            "sampling": samplings["query"],
+            "sampling_update_prompt": samplings["update prompt"],
             "tpo_run": run,
             "markdown": markdown,
         },

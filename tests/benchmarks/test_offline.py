@@ -29,13 +29,15 @@ def test_cpu_backend_compares_equal_work_and_shares_one_model(tmp_path: Path) ->
         "--skip-run", "--max-tokens", str(max_tokens), "--repeats", "1",
     )  # fmt: skip
 
-    sampling = result["sampling"]
     expected = result["settings"]["n"] * max_tokens
-    for variant in ("batched", "sequential"):  # N samples either way; EOS may end one early
-        assert 0 < sampling[variant]["tokens"] <= expected, variant
-    assert sampling["speedup_tok_s"] == pytest.approx(
-        sampling["batched"]["tok_s"] / sampling["sequential"]["tok_s"]
-    )
+    query, update = result["sampling"], result["sampling_update_prompt"]
+    assert update["prompt_tokens"] > 5 * query["prompt_tokens"]  # an update-sized prompt
+    for sampling in (query, update):
+        for variant in ("batched", "sequential"):  # N samples either way; EOS may end one early
+            assert 0 < sampling[variant]["tokens"] <= expected, variant
+        assert sampling["speedup_tok_s"] == pytest.approx(
+            sampling["batched"]["tok_s"] / sampling["sequential"]["tok_s"]
+        )
     load = result["load"]
     assert load["judge_is_policy"] and load["judge_shares_model"]
     assert load["load_causal_lm_shares_model"]
