@@ -63,6 +63,7 @@ class Level:
     seconds: float  # the run itself (the CLI's own count, without its start-up)
     process_s: float  # the whole subprocess, start-up included
     counters: Counters
+    cold_prefix_cache: bool = False  # the policy server's prefix cache was emptied first
     ceiling_tok_s: float | None = None
 
     @property
@@ -132,7 +133,7 @@ def run_level(servers: BenchServers, args: argparse.Namespace, tmp: Path, k: int
         "".join(json.dumps({"id": i, "prompt": p}) + "\n" for i, p in enumerate(prompts(32)))
     )
     out = tmp / f"results-c{k}.jsonl"
-    servers.reset_prefix_cache()  # every level starts cold: the levels repeat the prompts
+    cold = servers.reset_prefix_cache()  # every level starts cold: the levels repeat prompts
     before = settled_counters(servers)
     if args.in_process:
         seconds = process_s = run_in_process(servers, args, k)
@@ -140,7 +141,7 @@ def run_level(servers: BenchServers, args: argparse.Namespace, tmp: Path, k: int
         cmd = eval_command(servers, args, data, out, k) + ["--limit", str(args.prompts)]
         seconds, process_s = run_cli(cmd, args.prompts)
     counters = settled_counters(servers) - before
-    return Level(k, args.prompts, seconds, process_s, counters)
+    return Level(k, args.prompts, seconds, process_s, counters, cold)
 
 
 async def plain_load(servers: BenchServers, args: argparse.Namespace, k: int) -> float:
@@ -231,7 +232,6 @@ def main() -> None:
     stop_on_signals()
     before = contention()
     with running_servers(args) as servers:
-        cold = servers.reset_prefix_cache()
         levels = measure_all(servers, args)
         started_here = servers.started_here
     after = contention()
@@ -260,7 +260,8 @@ def main() -> None:
     settings = {
         "prompts": args.prompts, "n": args.num_samples, "d": args.max_iterations,
         "max_tokens": args.max_tokens, "seed": args.seed, "driver": driver,
-        "servers_started_here": started_here, "cold_prefix_cache": cold,
+        "servers_started_here": started_here,
+        "cold_prefix_cache": all(lv.cold_prefix_cache for lv in levels),
     }  # fmt: skip
     path = write_json(
         "dataset_throughput",
