@@ -28,14 +28,14 @@ import psutil
 
 from benchmarks.chains import interleaved
 from benchmarks.common import contention, show_table, stop_on_signals, verdict, write_json
-from langgraph_tpo.backends.factory import BackendSettings, build_policy, build_reward
-from langgraph_tpo.backends.smollm2 import (
+from langgraph_tpo.backends.causal_lm import (
     WEIGHTS_CACHE_ENV,
     clear_model_cache,
     dequantized_cache_dir,
     load_causal_lm,
     load_model,
 )
+from langgraph_tpo.backends.factory import BackendSettings, build_policy, build_reward
 from langgraph_tpo.prompts import update_messages
 
 PROMPT = "How do I take care of a wooden table?"

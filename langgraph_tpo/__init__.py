@@ -1,7 +1,7 @@
 """langgraph-tpo: Test-Time Preference Optimization (Li et al., ICML 2025) as a LangGraph graph."""
 
+from langgraph_tpo.adapters import as_text_runnable, as_tool, tpo_node
 from langgraph_tpo.config import TPOConfig
-from langgraph_tpo.embedding import as_text_runnable, as_tool, tpo_node
 from langgraph_tpo.errors import (
     BackendUnavailableError,
     ConfigError,

@@ -21,8 +21,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ChatMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
+from langgraph_tpo.backends.causal_lm import LoadedModel, load_model
 from langgraph_tpo.backends.nucleus import TemperatureTopP
-from langgraph_tpo.backends.smollm2 import LoadedModel, load_model
 from langgraph_tpo.errors import ConfigError, PolicyError
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system"}
@@ -128,7 +128,7 @@ class TransformersChatModel(BaseChatModel):
     ``response_metadata`` with ``finish_reason`` ("stop" or "length") and, when asked,
     ``logprobs`` as ``{"content": [{"token", "logprob", "bytes", "top_logprobs"}, ...]}``.
     Logprobs are the model's raw distribution (before temperature / top-p), as vLLM reports.
-    The model is loaded on first use through :func:`smollm2.load_model`, so every instance
+    The model is loaded on first use through :func:`causal_lm.load_model`, so every instance
     with the same ``model_path`` shares one model and one generate lock.
     """
 

@@ -87,7 +87,7 @@ def _load_reward_model(model_path: str, tokenizer_path: str, device: str) -> tup
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from langgraph_tpo.backends.smollm2 import configure_torch_threads
+    from langgraph_tpo.backends.causal_lm import configure_torch_threads
 
     configure_torch_threads()
     try:

@@ -6,7 +6,7 @@ import typer
 
 from langgraph_tpo.cli.evaluate import eval_command
 from langgraph_tpo.cli.report import report_command
-from langgraph_tpo.cli.run_cmd import read_prompt, run
+from langgraph_tpo.cli.run import read_prompt, run
 
 app = typer.Typer(
     help="Test-Time Preference Optimization (TPO) on LangGraph.",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from langgraph_tpo.graph.state import TPOState
 from langgraph_tpo.nodes.common import NodeDeps, NodeFn, Update, merge_step, run_config
-from langgraph_tpo.nodes.critique import Quoted, call_policy
+from langgraph_tpo.nodes.policy_call import Quoted, call_policy
 from langgraph_tpo.prompts import gradient_messages
 
 

