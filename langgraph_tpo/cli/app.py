@@ -1,4 +1,4 @@
-"""``tpo``: the command line (``run``, ``eval``, ``report``)."""
+"""``tpo``: the command line (``run``, ``eval``, ``report``, ``serve``)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import typer
 from langgraph_tpo.cli.evaluate import eval_command
 from langgraph_tpo.cli.report import report_command
 from langgraph_tpo.cli.run import read_prompt, run
+from langgraph_tpo.cli.serve import serve
 
 app = typer.Typer(
     help="Test-Time Preference Optimization (TPO) on LangGraph.",
@@ -33,9 +34,17 @@ REPORT_HELP = (
     "DIR/reward_curve.png and summarize final score, gain and win rate over the first "
     "iteration, tokens and wall time per prompt into DIR/summary.md."
 )
+SERVE_HELP = (
+    "Serve TPO behind the OpenAI Chat Completions API: POST /v1/chat/completions (streaming "
+    "too) and GET /v1/models, on uvicorn. Point any OpenAI client's base_url at "
+    "http://HOST:PORT/v1. The TPO flags set the server's defaults; each request's "
+    "temperature, top_p, max_tokens, seed and `tpo` object override them. With "
+    "TPO_SERVER_API_KEY set, requests need `Authorization: Bearer <key>`."
+)
 app.command("run", help=RUN_HELP)(run)
 app.command("eval", help=EVAL_HELP)(eval_command)
 app.command("report", help=REPORT_HELP)(report_command)
+app.command("serve", help=SERVE_HELP)(serve)
 
 __all__ = ["app", "read_prompt"]
 

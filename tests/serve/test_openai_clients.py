@@ -1,0 +1,379 @@
+"""The Chat Completions endpoint driven by real clients (openai SDK, ChatOpenAI, httpx) over
+real HTTP (uvicorn), on fake models injected through ``create_app``."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import httpx
+import openai
+import pytest
+from langchain_openai import ChatOpenAI
+
+from langgraph_tpo import create_tpo_graph
+from langgraph_tpo.serve import create_app
+from tests.serve.conftest import SMALL, GatedPolicy, TokenPolicy, length_reward, serving
+
+CONVERSATION = [
+    {"role": "system", "content": "You are terse."},
+    {"role": "user", "content": "I have an oak table."},
+    {"role": "assistant", "content": "Nice."},
+    {"role": "user", "content": "How do I clean it?"},
+]
+SETTINGS = {"num_samples": 3, "max_iterations": 2}
+
+
+async def direct_run(settings: dict) -> dict:
+    """The same run through the graph directly: the oracle for what the endpoint returns."""
+    graph = create_tpo_graph(TokenPolicy(), length_reward(), {**SMALL, **settings})
+    return await graph.ainvoke({"messages": CONVERSATION})
+
+
+async def test_sync_client_gets_the_optimized_reply(base_url: str, policy: TokenPolicy) -> None:
+    client = openai.OpenAI(base_url=base_url, api_key="unused")
+    reply = client.chat.completions.create(
+        model="tpo", messages=CONVERSATION, extra_body={"tpo": SETTINGS}
+    )
+    expected = await direct_run(SETTINGS)
+    assert reply.object == "chat.completion" and reply.model == "tpo"
+    (choice,) = reply.choices
+    assert choice.message.role == "assistant" and choice.finish_reason == "stop"
+    assert choice.message.content == expected["response"]
+    tpo = reply.model_extra["tpo"]
+    assert tpo["score"] == expected["score"] and tpo["stop_reason"] == "max_iterations"
+    assert tpo["iterations"] == 2
+    assert tpo["best_scores"] == [e["best_score"] for e in expected["trajectory"]]
+    # usage: every policy call the run made, as the policy reported it
+    assert reply.usage.prompt_tokens == sum(p for p, _ in policy.usage) > 0
+    assert reply.usage.completion_tokens == sum(c for _, c in policy.usage) > 0
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+    first_prompt = policy.calls[0]["messages"]
+    assert [m.type for m in first_prompt] == ["system", "human", "ai", "human"]
+    assert first_prompt[0].content == "You are terse."
+
+
+async def test_top_level_fields_reach_the_policy(base_url: str, policy: TokenPolicy) -> None:
+    client = openai.AsyncOpenAI(base_url=base_url, api_key="unused")
+    await client.chat.completions.create(
+        model="tpo-bon",
+        messages=CONVERSATION,
+        temperature=0.3,
+        top_p=0.5,
+        max_completion_tokens=17,
+        seed=11,
+    )
+    (call,) = policy.calls  # best-of-N: one request with n=N
+    assert call["kwargs"] == {
+        "temperature": 0.3,
+        "top_p": 0.5,
+        "max_tokens": 17,
+        "seed": 11,
+        "n": 2,
+    }
+
+
+async def test_async_client_n_choices_are_the_best_distinct(base_url: str) -> None:
+    client = openai.AsyncOpenAI(base_url=base_url, api_key="unused")
+    reply = await client.chat.completions.create(
+        model="tpo", messages=CONVERSATION, n=2, extra_body={"tpo": SETTINGS}
+    )
+    expected = await direct_run(SETTINGS)
+    texts = [c.message.content for c in reply.choices]
+    assert [c.index for c in reply.choices] == [0, 1] and len(set(texts)) == 2
+    assert texts[0] == expected["response"]
+    runner_up = max(
+        (c for c in expected["candidates"] if c["text"] != texts[0]), key=lambda c: c["score"]
+    )
+    assert reply.model_extra["tpo"]["choice_scores"] == [expected["score"], runner_up["score"]]
+
+
+async def test_async_streaming_assembles_the_reply(base_url: str) -> None:
+    client = openai.AsyncOpenAI(base_url=base_url, api_key="unused")
+    stream = await client.chat.completions.create(
+        model="tpo",
+        messages=CONVERSATION,
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_body={"tpo": {"mode": "revision"}},
+    )
+    chunks = [c async for c in stream]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    tpo = chunks[-1].model_extra["tpo"]
+    assert tpo["mode"] == "revision"
+    assert tpo["score"] == float(len(text)) and text  # the length reward scored this text
+    assert chunks[-1].usage.completion_tokens > 0 and chunks[-1].choices == []
+
+
+def test_sync_streaming(base_url: str) -> None:
+    client = openai.OpenAI(base_url=base_url, api_key="unused")
+    with client.chat.completions.create(
+        model="tpo", messages=CONVERSATION, stream=True, n=2
+    ) as stream:
+        chunks = list(stream)
+    texts = [
+        "".join(
+            c.choices[0].delta.content or ""
+            for c in chunks
+            if c.choices and c.choices[0].index == i
+        )
+        for i in (0, 1)
+    ]
+    assert texts[0] and texts[1] and texts[0] != texts[1]
+    assert chunks[-1].model_extra["tpo"]["choice_scores"] == [float(len(t)) for t in texts]
+
+
+BAD_REQUESTS = [
+    ({"extra_body": {"tpo": {"num_samples": 0}}}, "tpo.num_samples"),
+    ({"extra_body": {"tpo": {"samples": 3}}}, "tpo.samples"),
+    ({"extra_body": {"tpo": {"mode": "fast"}}}, "tpo.mode"),
+    ({"extra_body": {"tpo": {"review_gradient": True}}}, "tpo.review_gradient"),
+    ({"extra_body": {"tpo": {"score_threshold": "high"}}}, "tpo.score_threshold"),
+    ({"extra_body": {"tpo": 3}}, "tpo"),
+    ({"extra_body": {"best_of": 3}}, "best_of"),
+    ({"temperature": -1}, "temperature"),
+    ({"top_p": 1.5}, "top_p"),
+    ({"max_tokens": 0}, "max_tokens"),
+    ({"max_tokens": 10, "max_completion_tokens": 20}, "max_completion_tokens"),
+    ({"n": 0}, "n"),
+    ({"n": 7}, "n"),  # N=2, D=1: at most 4 candidates
+    ({"model": "gpt-4o"}, "model"),
+    ({"model": "tpo-bon", "extra_body": {"tpo": {"mode": "tpo"}}}, "tpo.mode"),
+    ({"messages": []}, "messages"),
+    (
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]},
+        "messages",
+    ),
+    ({"messages": [{"role": "tool", "content": "42", "tool_call_id": "x"}]}, "messages[0].role"),
+    ({"messages": [{"role": "user", "content": "  "}]}, "messages[0].content"),
+    (
+        {
+            "messages": [
+                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}
+            ]
+        },
+        "messages[0].content[0]",
+    ),
+    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools"),
+    ({"logprobs": True}, "logprobs"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "param"), BAD_REQUESTS, ids=[p for _, p in BAD_REQUESTS])
+def test_bad_request_names_the_field(
+    base_url: str, policy: TokenPolicy, kwargs: dict, param: str
+) -> None:
+    client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0)
+    request = {"model": "tpo", "messages": CONVERSATION, **kwargs}
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(**request)
+    assert caught.value.status_code == 400
+    assert caught.value.param == param and param in caught.value.message
+    assert caught.value.type == "invalid_request_error"
+    assert policy.calls == []  # rejected before any model call
+
+
+def test_invalid_json_is_a_400(base_url: str) -> None:
+    r = httpx.post(f"{base_url}/chat/completions", content=b"{not json", timeout=10)
+    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
+
+
+def test_models_lists_the_pipelines(base_url: str) -> None:
+    client = openai.OpenAI(base_url=base_url, api_key="unused")
+    assert [m.id for m in client.models.list()] == ["tpo", "tpo-revision", "tpo-bon"]
+    assert client.models.retrieve("tpo-bon").owned_by == "langgraph-tpo"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("gpt-4o")
+
+
+def test_chat_openai_uses_the_endpoint_as_its_model(base_url: str) -> None:
+    model = ChatOpenAI(
+        base_url=base_url, api_key="unused", model="tpo", extra_body={"tpo": SETTINGS}
+    )
+    reply = model.invoke([("system", "You are terse."), ("human", "How do I clean oak?")])
+    assert reply.content and reply.usage_metadata["input_tokens"] > 0
+    streamed = "".join(chunk.content for chunk in model.stream("Name a color."))
+    assert streamed
+    assert [r.content for r in model.batch(["Say hi.", "Say bye."])] != ["", ""]
+
+
+def test_raw_sse_stream_has_progress_comments_then_chunks_then_done(base_url: str) -> None:
+    body = {"model": "tpo", "messages": CONVERSATION, "stream": True, "tpo": SETTINGS}
+    with httpx.stream("POST", f"{base_url}/chat/completions", json=body, timeout=30) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        lines = [line for line in r.iter_lines() if line]
+    comments = [line for line in lines if line.startswith(":")]
+    data = [line.removeprefix("data: ") for line in lines if line.startswith("data: ")]
+    assert lines[0].startswith(": tpo run chatcmpl-")
+    assert any(": iteration 0 best_score=" in c for c in comments)
+    assert any(
+        ": iteration 2 best_score=" in c and "stop_reason=max_iterations" in c for c in comments
+    )
+    assert any(c == ": node textual_gradient done" for c in comments)
+    first_data = lines.index(next(line for line in lines if line.startswith("data: ")))
+    assert all(line.startswith(":") for line in lines[:first_data])  # progress comes first
+    assert all(line.startswith("data: ") for line in lines[first_data:])  # then the reply
+    assert data[-1] == "[DONE]"
+    chunks = [json.loads(d) for d in data[:-1]]
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+    assert float(len(text)) == chunks[-1]["tpo"]["score"]
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_api_key_is_required_when_set(policy: TokenPolicy) -> None:
+    app = create_app(policy, length_reward(), config=SMALL, api_key="s3cret-server-key")
+    with serving(app) as url:
+        wrong = openai.OpenAI(base_url=url, api_key="wrong-key-123", max_retries=0)
+        with pytest.raises(openai.AuthenticationError) as caught:
+            wrong.chat.completions.create(model="tpo", messages=CONVERSATION)
+        assert caught.value.status_code == 401 and "wrong-key-123" not in str(caught.value.body)
+        with pytest.raises(openai.AuthenticationError):
+            wrong.models.list()
+        assert httpx.get(f"{url}/models").status_code == 401
+        right = openai.OpenAI(base_url=url, api_key="s3cret-server-key")
+        assert right.chat.completions.create(model="tpo", messages=CONVERSATION).choices
+    assert len(policy.calls) > 0
+
+
+def test_api_key_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TPO_SERVER_API_KEY", "env-key-456")
+    with serving(create_app(TokenPolicy(), length_reward(), config=SMALL)) as url:
+        r = httpx.post(f"{url}/chat/completions", json={"model": "tpo", "messages": CONVERSATION})
+        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+        ok = httpx.post(
+            f"{url}/chat/completions",
+            json={"model": "tpo", "messages": CONVERSATION},
+            headers={"Authorization": "Bearer env-key-456"},
+            timeout=30,
+        )
+        assert ok.status_code == 200
+
+
+def wait_until(check, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_beyond_max_concurrency_is_429_with_retry_after() -> None:
+    policy = GatedPolicy()
+    app = create_app(policy, length_reward(), config=SMALL, max_concurrency=1)
+    with serving(app) as url:
+        first: dict = {}
+        request = {"model": "tpo", "messages": CONVERSATION}
+        worker = threading.Thread(
+            target=lambda: first.setdefault(
+                "r", httpx.post(f"{url}/chat/completions", json=request, timeout=30)
+            )
+        )
+        worker.start()
+        wait_until(lambda: policy.started)
+        busy = httpx.post(f"{url}/chat/completions", json=request, timeout=30)
+        assert busy.status_code == 429 and int(busy.headers["retry-after"]) >= 1
+        assert busy.json()["error"]["type"] == "rate_limit_error"
+        client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
+        with pytest.raises(openai.RateLimitError):
+            client.chat.completions.create(**request)
+        policy.gate.set()
+        worker.join(30)
+        assert first["r"].status_code == 200
+        assert httpx.post(f"{url}/chat/completions", json=request, timeout=30).status_code == 200
+
+
+async def test_concurrent_requests_run_concurrently() -> None:
+    policy = GatedPolicy()
+    app = create_app(policy, length_reward(), config=SMALL, max_concurrency=3)
+    with serving(app) as url:
+        client = openai.AsyncOpenAI(base_url=url, api_key="unused", max_retries=0)
+        import asyncio
+
+        tasks = [
+            asyncio.ensure_future(
+                client.chat.completions.create(model="tpo-bon", messages=CONVERSATION)
+            )
+            for _ in range(3)
+        ]
+        deadline = time.monotonic() + 10
+        while len(policy.started) < 3:  # all three are inside the policy at once
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        policy.gate.set()
+        replies = await asyncio.gather(*tasks)
+    assert all(r.choices[0].message.content for r in replies)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_client_disconnect_cancels_the_run(stream: bool) -> None:
+    policy = GatedPolicy()
+    app = create_app(policy, length_reward(), config=SMALL, max_concurrency=1)
+    with serving(app) as url:
+        body = {"model": "tpo", "messages": CONVERSATION, "stream": stream}
+        lines: list[str] = []
+        with (
+            httpx.Client(timeout=httpx.Timeout(10, read=0.5)) as client,
+            pytest.raises(httpx.ReadTimeout),  # the client gives up and hangs up
+        ):
+            if stream:
+                with client.stream("POST", f"{url}/chat/completions", json=body) as r:
+                    lines.extend(r.iter_lines())
+            else:
+                client.post(f"{url}/chat/completions", json=body)
+        assert not stream or lines[0].startswith(": tpo run")  # the stream had begun
+        wait_until(lambda: policy.cancelled)  # the policy call in flight was cancelled
+        assert policy.cancelled == [0] and not policy.gate.is_set()
+        wait_until(lambda: app.state.tpo.active == 0)  # its slot is free again
+        time.sleep(0.3)
+        assert len(policy.started) == 1  # the run did not go on
+
+
+def dead_policy_app(**kwargs):
+    from langgraph_tpo.backends.vllm_server import vllm_chat_model
+    from langgraph_tpo.testing.servers import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    policy = vllm_chat_model(dead, "smollm2", api_key="sk-policy-secret-0123456789")
+    return create_app(policy, length_reward(), config=SMALL, retry=None, **kwargs), dead
+
+
+def test_policy_server_down_is_503_naming_it_without_the_key() -> None:
+    app, dead = dead_policy_app()
+    with serving(app) as url:
+        client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
+        with pytest.raises(openai.InternalServerError) as caught:
+            client.chat.completions.create(model="tpo", messages=CONVERSATION)
+        error = caught.value
+        assert error.status_code == 503 and error.code == "policy_unavailable"
+        assert "policy backend unavailable" in error.message and dead in error.message
+        raw = error.response.text
+        assert "sk-policy-secret" not in raw and "Traceback" not in raw
+        with (
+            client.chat.completions.create(
+                model="tpo", messages=CONVERSATION, stream=True
+            ) as stream,
+            pytest.raises(openai.APIError) as streamed,
+        ):
+            list(stream)
+        assert "policy backend unavailable" in str(streamed.value)
+        assert "sk-policy-secret" not in str(streamed.value)
+
+
+class BrokenReward:
+    async def ascore_batch(self, pairs):
+        raise ValueError("reward head exploded")
+
+
+def test_reward_failure_is_502_naming_the_reward() -> None:
+    app = create_app(TokenPolicy(), BrokenReward(), config=SMALL, retry=None)
+    with serving(app) as url:
+        r = httpx.post(
+            f"{url}/chat/completions", json={"model": "tpo", "messages": CONVERSATION}, timeout=30
+        )
+    error = r.json()["error"]
+    assert r.status_code == 502 and error["code"] == "reward_error"
+    assert "reward" in error["message"] and "exploded" in error["message"]
+    assert "Traceback" not in r.text

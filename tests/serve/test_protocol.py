@@ -1,0 +1,138 @@
+"""Request validation and response shapes of the Chat Completions endpoint (no server)."""
+
+from __future__ import annotations
+
+import pytest
+
+from langgraph_tpo.config import TPOConfig
+from langgraph_tpo.serve.protocol import (
+    APIError,
+    best_distinct,
+    completion_chunks,
+    parse_request,
+    run_usage,
+)
+
+DEFAULTS = TPOConfig(num_samples=3, max_iterations=1, max_tokens=64)
+USER = [{"role": "user", "content": "Hi"}]
+
+
+def parse(**body):
+    return parse_request({"model": "tpo", "messages": USER, **body}, DEFAULTS)
+
+
+def test_request_fields_become_the_run_settings() -> None:
+    request = parse(
+        temperature=0.2,
+        top_p=0.9,
+        max_completion_tokens=20,
+        seed=3,
+        tpo={"num_samples": 4, "patience": 1},
+    )
+    assert request.overrides == {
+        "num_samples": 4,
+        "patience": 1,
+        "temperature": 0.2,
+        "top_p": 0.9,
+        "max_tokens": 20,
+        "seed": 3,
+    }
+    assert request.config.max_iterations == 1 and request.config.num_samples == 4
+    assert DEFAULTS.num_samples == 3  # the server's defaults are untouched
+
+
+def test_every_tpo_config_field_is_accepted_in_the_tpo_object() -> None:
+    values = TPOConfig().model_dump(exclude={"review_gradient"})
+    assert parse(tpo=values).config.model_dump(exclude={"review_gradient"}) == values
+
+
+def test_pipelines_force_their_mode() -> None:
+    assert parse(model="tpo-bon").config.mode == "bon"
+    assert parse(model="tpo-revision").config.mode == "revision"
+    assert parse(tpo={"mode": "bon"}).config.mode == "bon"
+    assert parse().config.mode == DEFAULTS.mode
+
+
+def test_messages_roles_and_text_parts() -> None:
+    request = parse(
+        messages=[
+            {"role": "developer", "content": "Be brief."},
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "Hel"}, {"type": "text", "text": "lo"}],
+                "name": "ann",
+            },
+        ]
+    )
+    assert request.messages == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hello"},
+    ]
+
+
+def test_no_op_values_of_unsupported_fields_are_accepted() -> None:
+    parse(
+        frequency_penalty=0,
+        logprobs=False,
+        tools=[],
+        response_format={"type": "text"},
+        user="u1",
+        stream_options=None,
+        stop=None,
+    )
+    with pytest.raises(APIError) as caught:
+        parse(stop=["\n"])
+    assert caught.value.param == "stop"
+
+
+def test_same_value_at_top_level_and_in_tpo_is_no_conflict() -> None:
+    assert parse(temperature=0.5, tpo={"temperature": 0.5}).config.temperature == 0.5
+    with pytest.raises(APIError) as caught:
+        parse(temperature=0.5, tpo={"temperature": 0.6})
+    assert caught.value.param == "temperature" and "tpo.temperature" in caught.value.message
+
+
+@pytest.mark.parametrize("body", [[], "x", None])
+def test_body_must_be_an_object(body) -> None:
+    with pytest.raises(APIError) as caught:
+        parse_request(body, DEFAULTS)
+    assert caught.value.status == 400 and caught.value.body()["error"]["type"] == (
+        "invalid_request_error"
+    )
+
+
+def test_nan_is_rejected() -> None:
+    with pytest.raises(APIError) as caught:
+        parse(tpo={"score_threshold": float("nan")})
+    assert caught.value.param == "tpo.score_threshold"
+
+
+def candidates(*pairs):
+    return [{"text": t, "score": s, "iteration": 0} for t, s in pairs]
+
+
+def test_best_distinct_skips_duplicates_and_keeps_the_earliest_on_ties() -> None:
+    cands = candidates(("a", 1.0), ("b", 3.0), ("b", 3.0), ("c", 3.0), ("d", 2.0))
+    assert [c["text"] for c in best_distinct(cands, 3)] == ["b", "c", "d"]
+    assert [c["text"] for c in best_distinct(cands, 9)] == ["b", "c", "d", "a"]
+
+
+def test_usage_sums_every_iteration() -> None:
+    out = {
+        "trajectory": [
+            {"usage": {"prompt_tokens": 5, "completion_tokens": 7}},
+            {"usage": {"prompt_tokens": 11, "completion_tokens": 13}},
+            {},
+        ]
+    }
+    assert run_usage(out) == {"prompt_tokens": 16, "completion_tokens": 20, "total_tokens": 36}
+
+
+def test_chunks_carry_the_text_in_pieces_that_join_back() -> None:
+    text = "one two  three\nfour five six seven eight nine ten eleven twelve thirteen " * 3
+    request = parse(stream=True, stream_options={"include_usage": True})
+    out = {"candidates": candidates((text, 9.0)), "score": 9.0, "trajectory": []}
+    chunks = completion_chunks(request, out, piece_words=4)
+    pieces = [c["choices"][0]["delta"].get("content") for c in chunks if c["choices"]]
+    assert "".join(p for p in pieces if p) == text and len(pieces) > 5
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] == 0
