@@ -257,11 +257,16 @@ async def until_disconnect(work: Awaitable[Any], receive: Receive) -> Any:
             raise ClientDisconnected()
         return task.result()
     finally:
-        for pending in (task, watcher):
-            if not pending.done():
-                pending.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await pending
+        await cancel(task, watcher)
+
+
+async def cancel(*tasks: asyncio.Future[Any]) -> None:
+    """Cancel the tasks still running and wait until they have stopped."""
+    for task in tasks:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
 
 def sse(data: Any) -> bytes:
@@ -360,11 +365,7 @@ class ChatCompletions:
                 await send({"type": "http.response.body", "body": event, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
-            for pending in (run, watcher):
-                if not pending.done():
-                    pending.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await pending
+            await cancel(run, watcher)
 
 
 async def _send_lines(lines: asyncio.Queue[str], send: Send) -> None:
