@@ -6,19 +6,27 @@ field can be overridden for one run through LangGraph's runtime context::
     graph.invoke({"query": q}, context={"num_samples": 3, "mode": "revision"})
 
 Only the fields passed in the context change; the rest keep the graph's defaults.
+
+This model (with :class:`~langgraph_tpo.backends.factory.BackendSettings`) is the one
+place a setting is declared: the ``tpo`` command-line flags, the ``--config`` file keys,
+the ``TPO_<NAME>`` environment variables and Studio's run configuration are derived from
+its fields and their descriptions.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from langgraph_tpo.errors import ConfigError
 
 Mode = Literal["tpo", "revision", "bon"]
+Settings = TypeVar("Settings", bound=BaseModel)
+ENV_PREFIX = "TPO_"
 
 
 class TPOConfig(BaseModel):
@@ -51,7 +59,10 @@ class TPOConfig(BaseModel):
         description="tpo: critique chosen against rejected; revision: critique chosen "
         "alone; bon: best-of-N, no loop.",
     )
-    seed: int | None = Field(None, description="Sampling seed passed to the policy (null: random).")
+    seed: int | None = Field(
+        None,
+        description="Sampling seed passed to the policy; update k uses seed + k (null: random).",
+    )
     max_context_tokens: int = Field(
         2048,
         ge=16,
@@ -82,23 +93,48 @@ class TPOConfig(BaseModel):
             return self
         if isinstance(overrides, BaseModel):
             overrides = {k: getattr(overrides, k) for k in overrides.model_fields_set}
-        ours = {k: v for k, v in dict(overrides).items() if k in TPOConfig.model_fields}
-        return make_config({**self.model_dump(), **ours})
+        model = type(self)
+        ours = {k: v for k, v in dict(overrides).items() if k in model.model_fields}
+        return make_config({**self.model_dump(), **ours}, model)
 
 
-def make_config(values: TPOConfig | Mapping[str, Any] | None = None) -> TPOConfig:
-    """Build a TPOConfig, turning validation failures into a ConfigError naming each field."""
-    if isinstance(values, TPOConfig):
+def make_config(
+    values: TPOConfig | Mapping[str, Any] | None = None, model: type[TPOConfig] = TPOConfig
+) -> TPOConfig:
+    """Build a TPOConfig (or ``model``, a subclass), turning validation failures into a
+    ConfigError naming each field."""
+    if isinstance(values, model):
         return values
+    return validated(model, values, "TPO config")
+
+
+def validated(model: type[Settings], values: Mapping[str, Any] | None, what: str) -> Settings:
+    """``model`` built from ``values``; a ConfigError naming each bad field otherwise."""
     try:
-        return TPOConfig.model_validate(dict(values or {}))
+        return model.model_validate(dict(values or {}))
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from exc
+        raise ConfigError(_describe(exc, what)) from exc
 
 
-def _describe(exc: ValidationError) -> str:
+def env_name(field: str) -> str:
+    """The environment variable of a setting: ``num_samples`` -> ``TPO_NUM_SAMPLES``."""
+    return ENV_PREFIX + field.upper()
+
+
+def settings_from_env(
+    model: type[BaseModel], environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The ``TPO_<NAME>`` variables that are set (non-empty) for ``model``'s fields, as raw
+    strings keyed by field name; validating the model converts them."""
+    environ = os.environ if environ is None else environ
+    return {
+        name: environ[env_name(name)] for name in model.model_fields if environ.get(env_name(name))
+    }
+
+
+def _describe(exc: ValidationError, what: str) -> str:
     problems = [
         f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']} (got {err['input']!r})"
         for err in exc.errors()
     ]
-    return "invalid TPO config: " + "; ".join(problems)
+    return f"invalid {what}: " + "; ".join(problems)

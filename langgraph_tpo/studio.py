@@ -2,10 +2,11 @@
 
 ``langgraph dev`` loads :func:`make_graph`, a graph factory. With no settings it runs the
 embedded CPU default (SmolLM2 in-process, judged by itself, N=3, D=1, max_tokens=256).
-Environment variables (``TPO_POLICY_URL``, ``TPO_POLICY_MODEL``, ``TPO_REWARD_URL``,
-``TPO_REWARD_MODEL``, ``TPO_REWARD_PATH``, ``TPO_POLICY_PATH``, ``TPO_JUDGE``,
-``TPO_API_KEY``) select other backends; the same names (lower case) in a run's context
-select them for that run from the Studio UI, next to every TPOConfig field.
+The ``TPO_<NAME>`` environment variables of the backend settings (``TPO_POLICY_URL``,
+``TPO_REWARD_URL``, ...) select other backends and those of the TPO settings set the
+graph's defaults; the same names (lower case) in a run's context select them for that run
+from the Studio UI. The context schema is derived from the two settings models, so each
+of their fields shows in Studio with its description.
 """
 
 from __future__ import annotations
@@ -14,37 +15,41 @@ from functools import lru_cache
 
 from langgraph.graph.state import CompiledStateGraph
 from langgraph_sdk.runtime import ServerRuntime
-from pydantic import Field
+from pydantic import Field, create_model
 
 from langgraph_tpo.backends.factory import EMBEDDED_DEFAULTS, BackendSettings, build_models
-from langgraph_tpo.config import TPOConfig
+from langgraph_tpo.config import TPOConfig, make_config, settings_from_env
 from langgraph_tpo.graph import create_tpo_graph
 
-BACKEND_FIELDS = (
-    "policy_url",
-    "policy_model",
-    "policy_path",
-    "reward_url",
-    "reward_model",
-    "reward_path",
-    "judge",
-)
+# Backend settings a run's context cannot carry, and why.
+NOT_IN_CONTEXT = {
+    "api_key": "a secret: a run's context is stored with the thread and shown in Studio; "
+    "set TPO_API_KEY in the server's environment",
+}
 
 
-class StudioContext(TPOConfig):
-    """TPO settings plus the backends, as Studio's run configuration shows them."""
-
-    policy_url: str | None = Field(
-        None, description="OpenAI-compatible policy server (vLLM), e.g. http://host:8000/v1"
+def context_schema(
+    config_model: type[TPOConfig] = TPOConfig,
+    backend_model: type[BackendSettings] = BackendSettings,
+) -> type[TPOConfig]:
+    """The TPO settings plus the backend settings (all optional: unset keeps the server's
+    environment), as Studio's run configuration shows them."""
+    backend_fields = {
+        name: (field.annotation | None, Field(None, description=field.description))
+        for name, field in backend_model.model_fields.items()
+        if name not in NOT_IN_CONTEXT
+    }
+    return create_model(
+        "StudioContext",
+        __base__=config_model,
+        __doc__="TPO settings plus the backends, as Studio's run configuration shows them.",
+        __module__=__name__,
+        **backend_fields,
     )
-    policy_model: str | None = Field(None, description="Served policy model name")
-    policy_path: str | None = Field(None, description="Local policy model run in-process")
-    reward_url: str | None = Field(None, description="vLLM reward server (/classify)")
-    reward_model: str | None = Field(None, description="Served reward model name")
-    reward_path: str | None = Field(
-        None, description="Local reward model dir (or its tokenizer, with reward_url)"
-    )
-    judge: bool | None = Field(None, description="Score with the policy as an LLM judge")
+
+
+StudioContext = context_schema()
+BACKEND_FIELDS = tuple(n for n in BackendSettings.model_fields if n not in NOT_IN_CONTEXT)
 
 
 @lru_cache(maxsize=8)
@@ -52,7 +57,9 @@ def graph_for(settings: tuple[tuple[str, object], ...]) -> CompiledStateGraph:
     """One graph per distinct backend settings, so models load once per server."""
     backends = BackendSettings.from_env(**dict(settings))
     policy, reward = build_models(backends)
-    defaults = EMBEDDED_DEFAULTS if backends.is_embedded else {}
+    defaults = make_config(
+        {**(EMBEDDED_DEFAULTS if backends.is_embedded else {}), **settings_from_env(TPOConfig)}
+    )
     return create_tpo_graph(policy, reward, defaults, context_schema=StudioContext, name="tpo")
 
 

@@ -6,13 +6,13 @@ CPU as the policy, and the same loaded model as an LLM judge for the reward.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlparse
 
 from langchain_core.language_models import BaseChatModel
+from pydantic import BaseModel, ConfigDict, Field
 
+from langgraph_tpo.config import settings_from_env, validated
 from langgraph_tpo.errors import ConfigError
 from langgraph_tpo.reward import BatchReward
 
@@ -20,29 +20,53 @@ from langgraph_tpo.reward import BatchReward
 EMBEDDED_DEFAULTS: dict[str, Any] = {"num_samples": 3, "max_iterations": 1, "max_tokens": 256}
 
 
-@dataclass
-class BackendSettings:
-    """Where the policy and reward come from. Empty fields mean the embedded default."""
+class BackendSettings(BaseModel):
+    """Where the policy and reward come from. Empty fields mean the embedded default.
 
-    policy_url: str | None = None  # OpenAI-compatible server (vLLM), e.g. http://host:8000/v1
-    policy_model: str | None = None  # served model name at policy_url
-    policy_path: str | None = None  # local model dir or .gguf for in-process transformers
-    reward_url: str | None = None  # vLLM pooling server with /classify
-    reward_model: str | None = None  # served reward model name at reward_url
-    reward_path: str | None = None  # local reward model dir (in-process, or tokenizer for URL)
-    judge: bool = False  # use the policy as an LLM judge even when a reward model is given
-    api_key: str | None = field(default=None, repr=False)  # else $TPO_API_KEY/$OPENAI_API_KEY
+    With :class:`~langgraph_tpo.config.TPOConfig`, the one place a setting is declared:
+    the command-line flags, config-file keys, ``TPO_<NAME>`` environment variables and
+    Studio fields are derived from these fields and their descriptions.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    policy_url: str | None = Field(
+        None, description="OpenAI-compatible policy server (vLLM), e.g. http://127.0.0.1:8000/v1."
+    )
+    policy_model: str | None = Field(None, description="Served policy model name at policy_url.")
+    policy_path: str | None = Field(
+        None,
+        description="Local policy model (HF directory or .gguf) run in-process with transformers.",
+    )
+    reward_url: str | None = Field(
+        None,
+        description="vLLM reward server (vllm serve RM --runner pooling), scored through "
+        "/classify.",
+    )
+    reward_model: str | None = Field(None, description="Served reward model name at reward_url.")
+    reward_path: str | None = Field(
+        None,
+        description="Local reward model directory: scored in-process with transformers, or, "
+        "with reward_url, the tokenizer whose chat template renders the inputs.",
+    )
+    judge: bool = Field(
+        False,
+        description="Score with the policy as an LLM judge (the default when no reward model "
+        "is given).",
+    )
+    api_key: str | None = Field(
+        None,
+        repr=False,
+        description="API key for policy_url (else $OPENAI_API_KEY). Never printed or written "
+        "to any output or results file.",
+    )
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> BackendSettings:
+    def from_env(cls, **overrides: Any) -> Self:
         """Settings from ``TPO_POLICY_URL``, ``TPO_REWARD_URL``, ... then ``overrides``."""
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = os.environ.get(f"TPO_{f.name.upper()}")
-            if raw:
-                values[f.name] = raw.lower() in ("1", "true", "yes") if f.name == "judge" else raw
+        values: dict[str, Any] = settings_from_env(cls)
         values.update({k: v for k, v in overrides.items() if v not in (None, "")})
-        return cls(**values)
+        return validated(cls, values, "backend settings")
 
     @property
     def is_embedded(self) -> bool:

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 import typer
 from langchain_core.runnables import RunnableLambda
+from langgraph.types import RetryPolicy
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -209,6 +210,7 @@ def report_end(console: Console, outcome: Outcome, out: Path, total: int, done_b
     note(console, f"done: {summary}")
 
 
+@o.settings_options()
 def eval_command(
     data: Annotated[
         Path,
@@ -256,40 +258,22 @@ def eval_command(
             "retries them).",
         ),
     ] = 10,
-    policy_url: o.PolicyUrl = None,
-    policy_model: o.PolicyModel = None,
-    policy_path: o.PolicyPath = None,
-    reward_url: o.RewardUrl = None,
-    reward_model: o.RewardModel = None,
-    reward_path: o.RewardPath = None,
-    judge: o.Judge = False,
-    api_key: o.ApiKey = None,
-    retries: o.Retries = None,
-    config_file: o.ConfigFile = None,
-    num_samples: o.NumSamples = None,
-    max_iterations: o.MaxIterations = None,
-    temperature: o.Temperature = None,
-    top_p: o.TopP = None,
-    max_tokens: o.MaxTokens = None,
-    threshold: o.Threshold = None,
-    patience: o.Patience = None,
-    mode: o.Mode = None,
-    seed: o.Seed = None,
-    max_context_tokens: o.MaxContextTokens = None,
+    *,
+    settings: o.CommandSettings,
 ) -> None:
-    """Run TPO over a dataset, appending one JSON line per finished prompt to --out.
+    """Run TPO (or --compare several methods) over a dataset, appending one JSON line per
+    finished prompt to --out.
 
     Resumable: rerun the same command after a crash, kill or Ctrl-C and only the missing
-    prompts run. SIGINT/SIGTERM stop cleanly (exit 130/143). review_gradient is not
-    available here: it needs an interactive resume.
+    prompts run. SIGINT/SIGTERM stop cleanly (exit 130/143) after writing every finished
+    prompt. review_gradient has no flag: it needs an interactive resume.
     """
-    flags = dict(locals())
     console = stderr_console()
-    secrets: list[str | None] = [api_key]
+    secrets: list[str | None] = [settings.api_key]
     with exit_on_error(console, secrets):
-        config, backends = o.resolve(config_file, flags)
+        config, backends = settings.resolve()
         secrets.append(backends.api_key)
-        methods = parse_methods(mode, compare, config)
+        methods = parse_methods(settings.flags.get("mode"), compare, config)
         configs = {m: method_config(config, m, bool(compare)) for m in methods}
         items = _work_items(console, data, limit, methods)
         with open_results(out) as writer:
@@ -298,7 +282,7 @@ def eval_command(
                 note(console, f"done: all {len(items)} results already in {out}")
                 return
             runner = EvalRunner(
-                build_graphs(backends, configs, retries),
+                build_graphs(backends, configs, settings.retry),
                 configs,
                 describe_backends(backends),
                 writer,
@@ -329,10 +313,9 @@ def run_with_progress(console: Console, runner: EvalRunner, items: list[WorkItem
 
 
 def build_graphs(
-    backends: BackendSettings, configs: dict[str, TPOConfig], retries: int | None
+    backends: BackendSettings, configs: dict[str, TPOConfig], retry: RetryPolicy | None
 ) -> dict[str, Any]:
     """One TPO graph per method, all on the same loaded policy and reward."""
-    retry = o.retry_policy(retries)
     check_servers(backends, retry)
     policy, reward = build_models(backends)
     return {m: create_tpo_graph(policy, reward, c, retry=retry) for m, c in configs.items()}

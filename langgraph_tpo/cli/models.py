@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -32,7 +31,7 @@ def describe_backends(settings: BackendSettings) -> dict[str, Any]:
     (nor a user:password part of a URL)."""
     values = {
         k: _without_credentials(v) if k.endswith("_url") else v
-        for k, v in asdict(settings).items()
+        for k, v in settings.model_dump().items()
         if k not in SECRET_FIELDS and v
     }
     if fake_backends_enabled():

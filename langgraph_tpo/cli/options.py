@@ -1,96 +1,62 @@
-"""Options shared by ``tpo run`` and ``tpo eval``: backends and TPOConfig fields.
+"""The settings every model-running command takes (``tpo run``, ``tpo eval``, ...).
 
-Every TPOConfig field has a flag except ``review_gradient``: pausing for a human to edit
-the gradient needs an interactive resume, which the Python API and LangGraph Studio offer.
+Nothing here declares a setting: :func:`settings_options` derives one flag per field of
+:class:`~langgraph_tpo.config.TPOConfig` and
+:class:`~langgraph_tpo.backends.factory.BackendSettings`, with the field's description as
+its help, and :class:`CommandSettings` merges, for each field, its ``TPO_<NAME>``
+environment variable, the ``--config`` file's key and the flag (later wins). A field added
+to either model appears in every command, in the config file and in the environment.
+
+Every field has a flag except those in :data:`NO_FLAG`, with the reason.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import tomllib
-from dataclasses import fields
+import types
+import typing
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import yaml
 from langgraph.types import RetryPolicy
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from langgraph_tpo.backends.factory import EMBEDDED_DEFAULTS, BackendSettings
-from langgraph_tpo.config import TPOConfig, make_config
+from langgraph_tpo.config import TPOConfig, env_name, make_config, settings_from_env
 from langgraph_tpo.errors import ConfigError
 from langgraph_tpo.graph.builder import DEFAULT_RETRY
 
-BACKEND = "Backends (default: SmolLM2 in-process on CPU, judged by itself)"
-TPO = "TPO settings (defaults: paper; embedded model: N=3 D=1 max_tokens=256)"
-NO_REVIEW = (
-    "review_gradient is not available in the CLI: it pauses for a human to edit the gradient "
-    "and needs an interactive resume; use the Python API or LangGraph Studio"
-)
+BACKEND_PANEL = "Backends (default: SmolLM2 in-process on CPU, judged by itself)"
+TPO_PANEL = "TPO settings (defaults: paper; embedded model: N=3 D=1 max_tokens=256)"
 
-PolicyUrl = Annotated[
-    str | None,
+# Settings without a flag (nor a config-file key), and why.
+NO_FLAG = {
+    "review_gradient": "review_gradient is not available in the CLI: it pauses for a human to "
+    "edit the gradient and needs an interactive resume; use the Python API or LangGraph Studio",
+}
+# Flag names of the settings that have more than their --kebab-case name (first: the main one).
+FLAG_NAMES: dict[str, tuple[str, ...]] = {
+    "num_samples": ("--num-samples", "-n"),
+    "max_iterations": ("--max-iterations", "-d"),
+    "score_threshold": ("--threshold", "--score-threshold"),
+}
+
+ConfigFile = Annotated[
+    Path | None,
     typer.Option(
-        help="OpenAI-compatible policy server (vLLM), e.g. http://127.0.0.1:8000/v1. "
-        "Env: TPO_POLICY_URL.",
-        rich_help_panel=BACKEND,
-    ),
-]
-PolicyModel = Annotated[
-    str | None,
-    typer.Option(
-        help="Served policy model name at --policy-url. Env: TPO_POLICY_MODEL.",
-        rich_help_panel=BACKEND,
-    ),
-]
-PolicyPath = Annotated[
-    str | None,
-    typer.Option(
-        help="Local policy model (HF directory or .gguf) run in-process with transformers. "
-        "Env: TPO_POLICY_PATH.",
-        rich_help_panel=BACKEND,
-    ),
-]
-RewardUrl = Annotated[
-    str | None,
-    typer.Option(
-        help="vLLM reward server (vllm serve RM --runner pooling), scored through /classify. "
-        "Env: TPO_REWARD_URL.",
-        rich_help_panel=BACKEND,
-    ),
-]
-RewardModel = Annotated[
-    str | None,
-    typer.Option(
-        help="Served reward model name at --reward-url. Env: TPO_REWARD_MODEL.",
-        rich_help_panel=BACKEND,
-    ),
-]
-RewardPath = Annotated[
-    str | None,
-    typer.Option(
-        help="Local reward model directory: scored in-process with transformers, or, with "
-        "--reward-url, the tokenizer whose chat template renders the inputs. Env: TPO_REWARD_PATH.",
-        rich_help_panel=BACKEND,
-    ),
-]
-ApiKey = Annotated[
-    str | None,
-    typer.Option(
-        "--api-key",
-        envvar="TPO_API_KEY",
-        show_envvar=True,
-        show_default=False,
-        help="API key for --policy-url (else $OPENAI_API_KEY). Never printed or written to "
-        "any output or results file.",
-        rich_help_panel=BACKEND,
-    ),
-]
-Judge = Annotated[
-    bool,
-    typer.Option(
-        "--judge",
-        help="Score with the policy as an LLM judge (the default when no reward model is given).",
-        rich_help_panel=BACKEND,
+        "--config",
+        exists=True,
+        dir_okay=False,
+        help="TOML or YAML file with TPO and backend settings, named like the flags "
+        "(num_samples = 3, policy_url = ...); flags override it, and it overrides TPO_* "
+        "environment variables.",
     ),
 ]
 Retries = Annotated[
@@ -101,78 +67,155 @@ Retries = Annotated[
         help="Retries of a model call that failed transiently (server down, timeout, HTTP "
         f"429/5xx), with exponential backoff from 1 s; 0 fails at once. Default: "
         f"{DEFAULT_RETRY.max_attempts - 1}.",
-        rich_help_panel=BACKEND,
-    ),
-]
-ConfigFile = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        exists=True,
-        dir_okay=False,
-        help="TOML or YAML file with TPO and backend settings, named like the flags "
-        "(num_samples = 3, policy_url = ...); flags override it.",
-    ),
-]
-NumSamples = Annotated[
-    int | None,
-    typer.Option(
-        "--num-samples", "-n", help="N: responses per sampling and per update.", rich_help_panel=TPO
-    ),
-]
-MaxIterations = Annotated[
-    int | None,
-    typer.Option(
-        "--max-iterations", "-d", help="D: optimization iterations at most.", rich_help_panel=TPO
-    ),
-]
-Temperature = Annotated[
-    float | None, typer.Option(help="Sampling temperature.", rich_help_panel=TPO)
-]
-TopP = Annotated[float | None, typer.Option(help="Nucleus sampling top_p.", rich_help_panel=TPO)]
-MaxTokens = Annotated[
-    int | None, typer.Option(help="Max new tokens per generation.", rich_help_panel=TPO)
-]
-Threshold = Annotated[
-    float | None,
-    typer.Option(
-        "--threshold",
-        "--score-threshold",
-        help="Stop when the best score reaches this value (score_threshold).",
-        rich_help_panel=TPO,
-    ),
-]
-Patience = Annotated[
-    int | None,
-    typer.Option(help="Stop after this many iterations without improvement.", rich_help_panel=TPO),
-]
-Mode = Annotated[
-    str | None,
-    typer.Option(
-        help="tpo: critique chosen against rejected; revision: critique chosen alone; "
-        "bon: best-of-N, no loop. (review_gradient has no flag: it needs an interactive "
-        "resume; use the Python API or Studio.)",
-        rich_help_panel=TPO,
-    ),
-]
-Seed = Annotated[
-    int | None,
-    typer.Option(
-        help="Sampling seed (update k uses seed + k). Default: random.", rich_help_panel=TPO
-    ),
-]
-MaxContextTokens = Annotated[
-    int | None,
-    typer.Option(
-        help="Chosen/rejected are cut to this many tokens inside critique and update prompts.",
-        rich_help_panel=TPO,
+        rich_help_panel=BACKEND_PANEL,
     ),
 ]
 
-UNSUPPORTED_CONFIG = {"review_gradient": NO_REVIEW}
-CONFIG_FLAGS = set(TPOConfig.model_fields) - set(UNSUPPORTED_CONFIG)
-BACKEND_FLAGS = {f.name for f in fields(BackendSettings)}
-ALIASES = {"threshold": "score_threshold"}
+
+def flag_names(name: str) -> tuple[str, ...]:
+    """The flags of setting ``name``: ``--kebab-case`` unless :data:`FLAG_NAMES` says more."""
+    return FLAG_NAMES.get(name, ("--" + name.replace("_", "-"),))
+
+
+def aliases() -> dict[str, str]:
+    """Other spellings of settings in a config file, from their extra long flags
+    (``threshold`` for ``score_threshold``)."""
+    return {
+        flag[2:].replace("-", "_"): name
+        for name, flags in FLAG_NAMES.items()
+        for flag in flags
+        if flag.startswith("--") and flag[2:].replace("-", "_") != name
+    }
+
+
+def cli_type(annotation: Any) -> type:
+    """The command-line type of a field: its scalar type (bool, int, float, str), else str
+    (a Literal, a JSON object, ...: the model validates the text)."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        scalars = [cli_type(a) for a in args if a is not type(None)]
+        return scalars[0] if len(set(scalars)) == 1 else str
+    return annotation if annotation in (bool, int, float, str) else str
+
+
+def setting_parameter(name: str, field: FieldInfo, panel: str) -> inspect.Parameter:
+    """A keyword parameter typer turns into the flag of one setting (unset: None)."""
+    kind = cli_type(field.annotation)
+    names = flag_names(name)
+    if kind is bool:  # --judge / --no-judge: unset keeps the file's or the default value
+        names = tuple(f"{n}/--no-{n[2:]}" if n.startswith("--") else n for n in names)
+    option = typer.Option(
+        *names,
+        help=f"{field.description} Env: {env_name(name)}.",
+        rich_help_panel=panel,
+        show_default=False,
+    )
+    return inspect.Parameter(
+        name,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[kind | None, option],
+    )
+
+
+def flagged_fields(model: type[BaseModel]) -> dict[str, FieldInfo]:
+    """The fields of ``model`` that have a flag."""
+    return {n: f for n, f in model.model_fields.items() if n not in NO_FLAG}
+
+
+@dataclass(frozen=True)
+class CommandSettings:
+    """What a command was given for its settings: the flags (None: not given), the
+    ``--config`` file and ``--retries``; :meth:`resolve` merges them with the environment."""
+
+    flags: dict[str, Any]
+    config_file: Path | None = None
+    retries: int | None = None
+    config_model: type[TPOConfig] = TPOConfig
+    backend_model: type[BackendSettings] = BackendSettings
+
+    @property
+    def api_key(self) -> str | None:
+        """The ``--api-key`` flag, to redact from errors before the settings resolve."""
+        return self.flags.get("api_key")
+
+    @property
+    def retry(self) -> RetryPolicy | None:
+        """The graph's retry policy for ``--retries`` (None: the graph's default budget)."""
+        return retry_policy(self.retries)
+
+    def resolve(self) -> tuple[TPOConfig, BackendSettings]:
+        """Environment, then config file, then flags (later wins), validated: the run's
+        TPO config and backend settings. The embedded model has smaller TPO defaults."""
+        config_fields = flagged_fields(self.config_model)
+        values = {
+            **settings_from_env(self.config_model),
+            **read_settings_file(self.config_file, self.config_model, self.backend_model),
+            **{k: v for k, v in self.flags.items() if v is not None},
+        }
+        backends = self.backend_model.from_env(
+            **{k: v for k, v in values.items() if k in self.backend_model.model_fields}
+        )
+        backends.validate()
+        base = EMBEDDED_DEFAULTS if backends.is_embedded else {}
+        config = make_config(
+            {**base, **{k: v for k, v in values.items() if k in config_fields}}, self.config_model
+        )
+        return config, backends
+
+
+def settings_options(
+    config_model: type[TPOConfig] = TPOConfig,
+    backend_model: type[BackendSettings] = BackendSettings,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a typer command one flag per setting of ``backend_model`` and ``config_model``
+    plus ``--config`` and ``--retries``; the command receives them as its ``settings``
+    keyword argument, a :class:`CommandSettings`.
+
+    Typer reads a command's flags from its signature, so the wrapper's ``__signature__`` is
+    the command's own parameters followed by the derived ones.
+    """
+    derived = [
+        inspect.Parameter(
+            "config_file", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConfigFile
+        ),
+        inspect.Parameter(
+            "retries", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Retries
+        ),
+        *_parameters(backend_model, BACKEND_PANEL),
+        *_parameters(config_model, TPO_PANEL),
+    ]
+    setting_names = [p.name for p in derived[2:]]
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        own = [
+            p
+            for p in inspect.signature(command, eval_str=True).parameters.values()
+            if p.name != "settings"
+        ]
+        clash = {p.name for p in own} & {p.name for p in derived}
+        if clash:
+            raise TypeError(f"{command.__name__}: parameters {sorted(clash)} are settings")
+
+        @functools.wraps(command)
+        def with_settings(**kwargs: Any) -> Any:
+            settings = CommandSettings(
+                {name: kwargs.pop(name) for name in setting_names},
+                kwargs.pop("config_file"),
+                kwargs.pop("retries"),
+                config_model,
+                backend_model,
+            )
+            return command(**kwargs, settings=settings)
+
+        with_settings.__signature__ = inspect.Signature([*own, *derived])  # type: ignore[attr-defined]
+        return with_settings
+
+    return decorate
+
+
+def _parameters(model: type[BaseModel], panel: str) -> Iterable[inspect.Parameter]:
+    return (setting_parameter(n, f, panel) for n, f in flagged_fields(model).items())
 
 
 def retry_policy(retries: int | None) -> RetryPolicy | None:
@@ -182,8 +225,13 @@ def retry_policy(retries: int | None) -> RetryPolicy | None:
     return DEFAULT_RETRY._replace(max_attempts=retries + 1) if retries else None
 
 
-def read_settings_file(path: Path | None) -> dict[str, Any]:
-    """Settings from a TOML (``.toml``) or YAML/JSON file; keys use TPOConfig/flag names."""
+def read_settings_file(
+    path: Path | None,
+    config_model: type[TPOConfig] = TPOConfig,
+    backend_model: type[BackendSettings] = BackendSettings,
+) -> dict[str, Any]:
+    """Settings from a TOML (``.toml``) or YAML/JSON file; keys are the settings' field
+    names (or flag names: ``num-samples``, ``threshold``)."""
     if path is None:
         return {}
     try:
@@ -193,30 +241,19 @@ def read_settings_file(path: Path | None) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot parse settings: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a table/mapping of settings")
-    data = _canonical({str(k).replace("-", "_"): v for k, v in data.items()})
-    for name, why in UNSUPPORTED_CONFIG.items():
+    other_names = aliases()
+    data = {
+        other_names.get(k, k): v
+        for k, v in ((str(k).replace("-", "_"), v) for k, v in data.items())
+    }
+    for name, why in NO_FLAG.items():
         if name in data:
             raise ConfigError(f"{path}: {why}")
-    unknown = set(data) - CONFIG_FLAGS - BACKEND_FLAGS
+    unknown = set(data) - set(flagged_fields(config_model)) - set(flagged_fields(backend_model))
     if unknown:
         raise ConfigError(f"{path}: unknown settings {sorted(unknown)}")
     return data
 
 
-def _canonical(values: dict[str, Any]) -> dict[str, Any]:
-    return {ALIASES.get(k, k): v for k, v in values.items()}
-
-
-def resolve(file: Path | None, flags: dict[str, Any]) -> tuple[TPOConfig, BackendSettings]:
-    """Merge file settings and flags (flags win) into a config and backend settings.
-
-    ``flags`` may hold anything (e.g. a command's ``locals()``); only TPOConfig fields
-    and backend settings are used, and unset flags (None, False) keep the file's value.
-    """
-    values = read_settings_file(file)
-    values.update({k: v for k, v in _canonical(flags).items() if v is not None and v is not False})
-    backends = BackendSettings.from_env(**{k: v for k, v in values.items() if k in BACKEND_FLAGS})
-    backends.validate()
-    base = EMBEDDED_DEFAULTS if backends.is_embedded else {}
-    config = make_config({**base, **{k: v for k, v in values.items() if k in CONFIG_FLAGS}})
-    return config, backends
+CONFIG_FLAGS = set(flagged_fields(TPOConfig))
+BACKEND_FLAGS = set(flagged_fields(BackendSettings))

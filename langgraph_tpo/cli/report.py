@@ -362,8 +362,9 @@ def report_command(
         ),
     ] = "std",
 ) -> None:
-    """Plot the reward curve per method and summarize final scores, gains, win rates and
-    cost per prompt."""
+    """Plot the reward curve (mean best-so-far score per iteration, one line per method) into
+    DIR/reward_curve.png and summarize final score, gain and win rate over the first
+    iteration, tokens and wall time per prompt into DIR/summary.md."""
     console = stderr_console()
     with exit_on_error(console, []):
         if band not in BANDS:

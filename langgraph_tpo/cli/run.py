@@ -58,30 +58,11 @@ def emit(out: dict[str, Any], as_json: bool, quiet: bool) -> None:
         print_result(Console(), out)
 
 
+@o.settings_options()
 def run(
     prompt: Annotated[
         str, typer.Argument(help="The query to optimize a response for; - reads it from stdin.")
     ],
-    policy_url: o.PolicyUrl = None,
-    policy_model: o.PolicyModel = None,
-    policy_path: o.PolicyPath = None,
-    reward_url: o.RewardUrl = None,
-    reward_model: o.RewardModel = None,
-    reward_path: o.RewardPath = None,
-    judge: o.Judge = False,
-    api_key: o.ApiKey = None,
-    retries: o.Retries = None,
-    config_file: o.ConfigFile = None,
-    num_samples: o.NumSamples = None,
-    max_iterations: o.MaxIterations = None,
-    temperature: o.Temperature = None,
-    top_p: o.TopP = None,
-    max_tokens: o.MaxTokens = None,
-    threshold: o.Threshold = None,
-    patience: o.Patience = None,
-    mode: o.Mode = None,
-    seed: o.Seed = None,
-    max_context_tokens: o.MaxContextTokens = None,
     as_json: Annotated[
         bool,
         typer.Option(
@@ -92,22 +73,23 @@ def run(
         bool,
         typer.Option("--quiet", "-q", help="Print only the response: no progress, no table."),
     ] = False,
+    *,
+    settings: o.CommandSettings,
 ) -> None:
-    """Optimize one response: sample N, score, then D rounds of critique and rewrite;
+    """Optimize one response: sample N, score, then up to D rounds of critique and rewrite;
     print the best response, its score and a table per iteration.
 
     Progress (running node, iteration k of D, best score, elapsed time) goes to stderr.
-    review_gradient is not available here: it needs an interactive resume (use the
-    Python API or LangGraph Studio).
+    review_gradient has no flag: it needs an interactive resume (use the Python API or
+    LangGraph Studio).
     """
-    flags = dict(locals())
     console = stderr_console()
-    secrets: list[str | None] = [api_key]
+    secrets: list[str | None] = [settings.api_key]
     with exit_on_error(console, secrets):
-        config, backends = o.resolve(config_file, flags)
+        config, backends = settings.resolve()
         secrets.append(backends.api_key)
         query = read_prompt(prompt)
-        retry = o.retry_policy(retries)
+        retry = settings.retry
         check_servers(backends, retry)
         policy, reward = build_models(backends)
         graph = create_tpo_graph(policy, reward, config, retry=retry)

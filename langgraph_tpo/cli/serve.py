@@ -14,6 +14,7 @@ from langgraph_tpo.serve.app import API_KEY_ENV, MAX_CONCURRENCY_ENV, create_app
 SERVER = "Server"
 
 
+@o.settings_options()
 def serve(
     host: Annotated[
         str, typer.Option(help="Address to listen on.", rich_help_panel=SERVER)
@@ -30,34 +31,18 @@ def serve(
             rich_help_panel=SERVER,
         ),
     ] = 4,
-    policy_url: o.PolicyUrl = None,
-    policy_model: o.PolicyModel = None,
-    policy_path: o.PolicyPath = None,
-    reward_url: o.RewardUrl = None,
-    reward_model: o.RewardModel = None,
-    reward_path: o.RewardPath = None,
-    judge: o.Judge = False,
-    api_key: o.ApiKey = None,
-    retries: o.Retries = None,
-    config_file: o.ConfigFile = None,
-    num_samples: o.NumSamples = None,
-    max_iterations: o.MaxIterations = None,
-    temperature: o.Temperature = None,
-    top_p: o.TopP = None,
-    max_tokens: o.MaxTokens = None,
-    threshold: o.Threshold = None,
-    patience: o.Patience = None,
-    mode: o.Mode = None,
-    seed: o.Seed = None,
-    max_context_tokens: o.MaxContextTokens = None,
+    *,
+    settings: o.CommandSettings,
 ) -> None:
-    """Serve POST /v1/chat/completions and GET /v1/models; the TPO flags set the defaults
-    that each request's fields and `tpo` object override."""
-    flags = dict(locals())
+    """Serve TPO behind the OpenAI Chat Completions API: POST /v1/chat/completions
+    (streaming too) and GET /v1/models, on uvicorn. Point any OpenAI client's base_url at
+    http://HOST:PORT/v1. The TPO flags set the server's defaults; each request's
+    temperature, top_p, max_tokens, seed and `tpo` object override them. With
+    TPO_SERVER_API_KEY set, requests need `Authorization: Bearer <key>`."""
     console = stderr_console()
-    secrets: list[str | None] = [api_key]
+    secrets: list[str | None] = [settings.api_key]
     with exit_on_error(console, secrets):
-        config, backends = o.resolve(config_file, flags)
+        config, backends = settings.resolve()
         secrets.append(backends.api_key)
         policy, reward = build_models(backends)
         app = create_app(
@@ -66,7 +51,7 @@ def serve(
             config=config,
             backends=backends,
             max_concurrency=max_concurrency,
-            retry=o.retry_policy(retries),
+            retry=settings.retry,
         )
     import uvicorn
 
