@@ -14,7 +14,7 @@ from langgraph_tpo.backends.factory import BackendSettings
 from langgraph_tpo.cli import app
 from langgraph_tpo.cli.console import redact
 from langgraph_tpo.cli.models import describe_backends
-from langgraph_tpo.cli.options import CONFIG_FLAGS
+from langgraph_tpo.cli.options import BACKEND_FLAGS, CONFIG_FLAGS
 from langgraph_tpo.config import TPOConfig
 
 from .conftest import invoke, policy_calls, spawn
@@ -174,7 +174,7 @@ def _options(command: str) -> list[Any]:
     return [p for p in group.commands[command].params if p.opts[0].startswith("-")]
 
 
-@pytest.mark.parametrize("command", ["run", "eval", "report"])
+@pytest.mark.parametrize("command", ["run", "eval", "report", "serve"])
 def test_help_explains_every_flag(cli: CliRunner, command: str) -> None:
     result = invoke(cli, [command, "--help"])
     assert result.exit_code == 0
@@ -183,11 +183,12 @@ def test_help_explains_every_flag(cli: CliRunner, command: str) -> None:
         assert option.opts[0] in result.output
 
 
-@pytest.mark.parametrize("command", ["run", "eval"])
-def test_every_config_field_but_review_gradient_has_a_flag(command: str) -> None:
-    names = {o.name for o in _options(command)} | {"score_threshold"}
+@pytest.mark.parametrize("command", ["run", "eval", "serve"])
+def test_every_setting_but_review_gradient_has_a_flag(command: str) -> None:
+    names = {o.name for o in _options(command)}
     assert set(TPOConfig.model_fields) - {"review_gradient"} == CONFIG_FLAGS
-    assert names >= CONFIG_FLAGS
+    assert set(BackendSettings.model_fields) == BACKEND_FLAGS
+    assert names >= CONFIG_FLAGS | BACKEND_FLAGS
     assert "review_gradient" not in names
     assert "api_key" in names
 
