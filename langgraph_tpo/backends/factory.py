@@ -49,6 +49,16 @@ class BackendSettings(BaseModel):
         description="Local reward model directory: scored in-process with transformers, or, "
         "with reward_url, the tokenizer whose chat template renders the inputs.",
     )
+    reward_device: str | None = Field(
+        None,
+        description="Device of the in-process reward model (reward_path): cpu, cuda, cuda:N, "
+        "mps. Default: cuda when a GPU is visible, else cpu.",
+    )
+    reward_dtype: str | None = Field(
+        None,
+        description="Weights dtype of the in-process reward model: float32, bfloat16, "
+        "float16. Default: bfloat16 on a GPU, float32 on CPU.",
+    )
     judge: bool = Field(
         False,
         description="Score with the policy as an LLM judge (the default when no reward model "
@@ -81,11 +91,20 @@ class BackendSettings(BaseModel):
             raise ConfigError("policy_url needs policy_model (the served model name)")
         if self.reward_url and not self.reward_model:
             raise ConfigError("reward_url needs reward_model (the served model name)")
+        self._validate_reward_placement()
         if self.reward_url and not self.reward_path:
             raise ConfigError(
                 "reward_url needs reward_path: a local directory with the reward model's "
                 "tokenizer, used to render its chat template"
             )
+
+    def _validate_reward_placement(self) -> None:
+        from langgraph_tpo.backends.transformers_reward import check_device, check_dtype
+
+        if self.reward_device:
+            check_device(self.reward_device)
+        if self.reward_dtype:
+            check_dtype(self.reward_dtype)
 
 
 def build_policy(settings: BackendSettings) -> BaseChatModel:
@@ -117,7 +136,9 @@ def build_reward(settings: BackendSettings, policy: BaseChatModel) -> BatchRewar
     if settings.reward_path and not settings.judge:
         from langgraph_tpo.backends.transformers_reward import TransformersReward
 
-        return TransformersReward(settings.reward_path)
+        return TransformersReward(
+            settings.reward_path, device=settings.reward_device, dtype=settings.reward_dtype
+        )
     from langgraph_tpo.backends.judge import JudgeReward
 
     # a small judge (the embedded SmolLM2) sometimes answers without a number at all

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -19,8 +20,13 @@ class TransformersReward:
     template (:func:`render_batch_for_reward`), tokenized with special tokens, and scored in
     right-padded batches of ``batch_size`` (similar lengths batched together).
     Returns: the raw logit per pair (no sigmoid), in input order, as floats.
-    The model runs in float32 on ``device``. With ``max_length``, longer inputs are cut from
-    the left, so the end of the response (where the score is read) is kept.
+    ``device`` is ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"`` (default: ``"cuda"`` when
+    a GPU is visible, else ``"cpu"``); ``dtype`` is ``"float32"``, ``"bfloat16"`` or
+    ``"float16"`` (default: bfloat16 on a GPU, float32 on CPU). With ``max_length``, longer
+    inputs are cut from the left, so the end of the response (where the score is read) is
+    kept. The score is read at each row's last real token even when that token is the pad
+    token (Llama-3 templates end with ``<|eot_id|>``, which is also their usual padding):
+    see :func:`_padding_id`.
     """
 
     def __init__(
@@ -29,7 +35,8 @@ class TransformersReward:
         *,
         tokenizer_path: str | None = None,
         batch_size: int = 8,
-        device: str = "cpu",
+        device: str | None = None,
+        dtype: str | None = None,
         max_length: int | None = None,
     ) -> None:
         if batch_size < 1:
@@ -37,7 +44,8 @@ class TransformersReward:
         self.model_path = model_path
         self.tokenizer_path = tokenizer_path or model_path
         self.batch_size = batch_size
-        self.device = device
+        self.device = check_device(device) if device else default_device()
+        self.dtype = check_dtype(dtype) if dtype else default_dtype(self.device)
         self.max_length = max_length
         self._model: Any = None
         self._tokenizer: Any = None
@@ -46,7 +54,7 @@ class TransformersReward:
     def _load(self) -> tuple[Any, Any]:
         if self._model is None:
             self._model, self._tokenizer = _load_reward_model(
-                self.model_path, self.tokenizer_path, self.device
+                self.model_path, self.tokenizer_path, self.device, self.dtype
             )
         return self._model, self._tokenizer
 
@@ -82,17 +90,54 @@ class TransformersReward:
         return ids
 
 
-def _load_reward_model(model_path: str, tokenizer_path: str, device: str) -> tuple[Any, Any]:
-    """Model (float32, eval, no grad, on ``device``) and tokenizer with a pad token."""
+DTYPES = ("float32", "bfloat16", "float16")
+DEVICE_PATTERN = re.compile(r"cpu|mps|(cuda|xpu)(:\d+)?")
+
+
+def default_device() -> str:
+    """``"cuda"`` when torch sees a GPU, else ``"cpu"``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def default_dtype(device: str) -> str:
+    """bfloat16 on an accelerator, float32 on CPU (bfloat16 matmuls are slow on most CPUs)."""
+    return "float32" if device == "cpu" else "bfloat16"
+
+
+def check_device(device: str) -> str:
+    """``device`` when it names a torch device this backend supports; else :class:`ConfigError`."""
+    if not DEVICE_PATTERN.fullmatch(device):
+        raise ConfigError(
+            f"reward device must be cpu, cuda, cuda:N, xpu[:N] or mps; got {device!r}"
+        )
+    return device
+
+
+def check_dtype(dtype: str) -> str:
+    """``dtype`` when it is one of :data:`DTYPES`; else :class:`ConfigError`."""
+    if dtype not in DTYPES:
+        raise ConfigError(f"reward dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
+    return dtype
+
+
+def _load_reward_model(
+    model_path: str, tokenizer_path: str, device: str, dtype: str
+) -> tuple[Any, Any]:
+    """Model (``dtype``, eval, no grad, on ``device``) and tokenizer with a pad token."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from langgraph_tpo.backends.causal_lm import configure_torch_threads
 
+    _check_device_available(device)
     configure_torch_threads()
     try:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
-        model = AutoModelForSequenceClassification.from_pretrained(model_path, dtype=torch.float32)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            model_path, dtype=getattr(torch, dtype)
+        )
     except Exception as exc:
         raise BackendUnavailableError(
             f"could not load reward model {model_path!r} (tokenizer {tokenizer_path!r}): "
@@ -106,6 +151,15 @@ def _load_reward_model(model_path: str, tokenizer_path: str, device: str) -> tup
     _align_pad_token(model, tokenizer)
     model.to(device).eval().requires_grad_(False)
     return model, tokenizer
+
+
+def _check_device_available(device: str) -> None:
+    import torch
+
+    kind = device.split(":")[0]
+    backend = getattr(torch, kind, None) if kind != "cpu" else None
+    if kind != "cpu" and not (backend is not None and backend.is_available()):
+        raise ConfigError(f"reward device {device!r} is not available to torch on this machine")
 
 
 def _align_pad_token(model: Any, tokenizer: Any) -> None:
@@ -122,12 +176,29 @@ def _align_pad_token(model: Any, tokenizer: Any) -> None:
     model.config.pad_token_id = tokenizer.pad_token_id
 
 
+def _padding_id(preferred: int, batch: list[list[int]]) -> int:
+    """A pad id that is no row's last token: ``preferred`` unless some row ends with it.
+
+    transformers' ``*ForSequenceClassification`` reads the score at the rightmost token that
+    is not ``config.pad_token_id``. When a chat template ends with the token used as padding
+    (eos standing in for a missing pad token), that rule would skip the real last token;
+    padding (and telling the model) with an id no row ends with keeps it. Pad positions are
+    masked out, so which id fills them does not change the scores.
+    """
+    last_tokens = {ids[-1] for ids in batch}
+    if preferred not in last_tokens:
+        return preferred
+    return next(i for i in range(len(last_tokens) + 1) if i not in last_tokens)
+
+
 def _forward(model: Any, tokenizer: Any, batch: list[list[int]], device: str) -> list[float]:
-    """Raw logits of one right-padded batch."""
+    """Raw logits of one right-padded batch, each read at its row's last real token."""
     import torch
 
     width = max(len(ids) for ids in batch)
-    pad = tokenizer.pad_token_id
+    pad = _padding_id(tokenizer.pad_token_id, batch)
+    model.config.get_text_config().pad_token_id = pad
+    model.config.pad_token_id = pad
     input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids in batch], device=device)
     attention_mask = torch.tensor(
         [[1] * len(ids) + [0] * (width - len(ids)) for ids in batch], device=device

@@ -40,11 +40,15 @@ def build_tiny_reward_model(
     *,
     pad_token: str | None = "<|endoftext|>",
     num_labels: int = 1,
+    chat_template: str | None = None,
 ) -> Path:
-    """The package's tiny test reward model, written with a private copy of the tokenizer."""
+    """The package's tiny test reward model, written with a private copy of the tokenizer
+    (its chat template replaced by ``chat_template`` when given)."""
     from transformers import AutoTokenizer
 
     tokenizer: Any = AutoTokenizer.from_pretrained(tokenizer_dir)
+    if chat_template is not None:
+        tokenizer.chat_template = chat_template
     return write_tiny_reward_model(out_dir, tokenizer, pad_token=pad_token, num_labels=num_labels)
 
 
@@ -52,3 +56,25 @@ def build_tiny_reward_model(
 def tiny_rm_dir(smollm2_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny reward model whose pad token (<|endoftext|>) is distinct from every turn marker."""
     return build_tiny_reward_model(tmp_path_factory.mktemp("tiny-rm"), smollm2_tokenizer_dir)
+
+
+# SmolLM2's template without the newline after the final <|im_end|> (its EOS token): the
+# rendered text ends with EOS, as Llama-3 templates end with <|eot_id|>.
+EOS_ENDING_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
+    "message['content'] + '<|im_end|>' }}{% if not loop.last %}{{ '\\n' }}{% endif %}"
+    "{% endfor %}"
+)
+
+
+@pytest.fixture(scope="session")
+def eos_ending_rm_dir(
+    smollm2_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A tiny reward model whose template ends with its EOS token and that has no pad token."""
+    return build_tiny_reward_model(
+        tmp_path_factory.mktemp("tiny-rm-eos-end"),
+        smollm2_tokenizer_dir,
+        pad_token=None,
+        chat_template=EOS_ENDING_TEMPLATE,
+    )

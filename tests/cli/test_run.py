@@ -123,6 +123,8 @@ def test_bad_config_file_is_one_red_line(
             "policy_url must be an http(s) URL",
         ),
         (["--policy-url", "http://127.0.0.1:9/v1"], "policy_url needs policy_model"),
+        (["--reward-path", "rm", "--reward-device", "gpu"], "reward device must be cpu"),
+        (["--reward-path", "rm", "--reward-dtype", "fp8"], "reward dtype must be one of"),
     ],
 )
 def test_invalid_settings_are_one_red_line(
