@@ -47,7 +47,9 @@ class BackendSettings(BaseModel):
     reward_path: str | None = Field(
         None,
         description="Local reward model directory: scored in-process with transformers, or, "
-        "with reward_url, the tokenizer whose chat template renders the inputs.",
+        "with reward_url (optional there), the tokenizer whose chat template renders the "
+        "inputs here so a step's candidates go in one request; without it the server renders "
+        "each candidate's template.",
     )
     reward_device: str | None = Field(
         None,
@@ -92,11 +94,6 @@ class BackendSettings(BaseModel):
         if self.reward_url and not self.reward_model:
             raise ConfigError("reward_url needs reward_model (the served model name)")
         self._validate_reward_placement()
-        if self.reward_url and not self.reward_path:
-            raise ConfigError(
-                "reward_url needs reward_path: a local directory with the reward model's "
-                "tokenizer, used to render its chat template"
-            )
 
     def _validate_reward_placement(self) -> None:
         from langgraph_tpo.backends.transformers_reward import check_device, check_dtype

@@ -2,9 +2,11 @@
 
 * :func:`vllm_chat_model` is the policy: a LangChain ``ChatOpenAI`` pointed at vLLM's
   OpenAI-compatible ``/v1`` API (``n``, ``seed`` and ``logprobs`` pass straight through).
-* :class:`VLLMServerReward` is the reward: it renders each (conversation, response) pair with
-  the reward model's chat template and scores the whole batch with one ``POST /classify``
-  (a vLLM server started with ``--runner pooling`` on a sequence-classification model).
+* :class:`VLLMServerReward` is the reward: ``POST /classify`` on a vLLM server started with
+  ``--runner pooling`` on a sequence-classification model. With a local tokenizer it renders
+  each (conversation, response) pair with the reward model's chat template and scores the
+  whole batch in one request; without one it sends each pair as chat ``messages`` (the
+  server applies the template), the pairs of a batch concurrently.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import httpx
 import openai
 from langchain_openai import ChatOpenAI
 
+from langgraph_tpo.backends.balancer import Balancer, split_urls
 from langgraph_tpo.backends.chat_template import render_batch_for_reward
 from langgraph_tpo.errors import BackendUnavailableError, ConfigError, RewardError
 from langgraph_tpo.reward import RewardPair
@@ -111,52 +114,77 @@ def vllm_chat_model(
     )
 
 
-def _default_tokenizer_path(model: str, tokenizer_path: str | Path | None) -> Path:
-    """The local tokenizer directory: ``tokenizer_path``, or ``model`` when it is a local dir."""
-    candidate = Path(tokenizer_path) if tokenizer_path is not None else Path(model)
-    if candidate.is_dir():
-        return candidate
+def _local_tokenizer_path(model: str, tokenizer_path: str | Path | None) -> Path | None:
+    """The local tokenizer directory: ``tokenizer_path``, or ``model`` when it is a local dir;
+    None when there is neither (the server renders the chat template)."""
     if tokenizer_path is not None:
-        raise ConfigError(f"reward tokenizer_path {str(tokenizer_path)!r} is not a directory")
-    raise ConfigError(
-        f"VLLMServerReward needs the reward model's tokenizer to render chat templates: pass "
-        f"tokenizer_path= (a local directory); served model {model!r} is not a local directory "
-        "and nothing is downloaded"
-    )
+        if not Path(tokenizer_path).is_dir():
+            raise ConfigError(f"reward tokenizer_path {str(tokenizer_path)!r} is not a directory")
+        return Path(tokenizer_path)
+    return Path(model) if Path(model).is_dir() else None
 
 
 class VLLMServerReward:
     """Scores (conversation, response) pairs with a vLLM pooling server's ``/classify``.
 
-    All pairs of one :meth:`ascore_batch` call go in one request; the raw classifier logit
-    (``use_activation: false``) of each is its score. ``requests_sent`` counts requests made.
+    The raw classifier logit (``use_activation: false``) of each pair is its score. Two ways
+    to send a batch of pairs:
+
+    * with a local tokenizer (``tokenizer_path``, or ``model`` naming a local directory):
+      each pair is rendered here with the reward model's chat template and the whole batch
+      goes in **one** request (``input``: a list of texts);
+    * without one: each pair is **one** request with chat ``messages`` (the conversation plus
+      the assistant response), rendered by the server with the model's own template; the
+      requests of a batch run concurrently over one connection pool of at most
+      ``max_connections`` connections.
+
+    ``base_url`` may name several servers of the same model (a list, or URLs separated by
+    commas): each request goes to the one with the fewest requests in flight, and a server
+    that fails (no connection, HTTP 5xx) is set aside for a back-off while its requests go to
+    the others (:class:`~langgraph_tpo.backends.balancer.Balancer`; counts in
+    ``balancer.stats()``). ``requests_sent`` counts requests made, resent ones included.
     """
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         model: str,
         *,
         tokenizer_path: str | Path | None = None,
         api_key: str | None = None,
         timeout: float = 120.0,
+        max_connections: int = 16,
     ) -> None:
-        self.base_url = server_root_url(base_url)
+        if max_connections < 1:
+            raise ConfigError(f"max_connections must be >= 1, got {max_connections}")
+        self.base_urls = [server_root_url(url) for url in split_urls(base_url)]
+        if not self.base_urls:
+            raise ConfigError(f"VLLMServerReward needs a server URL; got {base_url!r}")
+        self.base_url = self.base_urls[0]
+        self.balancer = Balancer(self.base_urls, "reward")
         self.model = model
-        self.tokenizer_path = _default_tokenizer_path(model, tokenizer_path)
+        self.tokenizer_path = _local_tokenizer_path(model, tokenizer_path)
         self.api_key = resolve_api_key(api_key)
         self.timeout = timeout
+        self.max_connections = max_connections
         self.requests_sent = 0
         self._tokenizer: Any = None
         self._tokenizer_lock = threading.Lock()
 
     @property
     def classify_url(self) -> str:
-        """The ``/classify`` endpoint this reward posts to."""
+        """The ``/classify`` endpoint of the (first) server this reward posts to."""
         return self.base_url + "/classify"
+
+    @property
+    def renders_locally(self) -> bool:
+        """True when a local tokenizer renders the chat template (one request per batch)."""
+        return self.tokenizer_path is not None
 
     def load_tokenizer(self) -> Any:
         """The reward model's tokenizer, loaded from its local directory on first use."""
+        if self.tokenizer_path is None:
+            raise ConfigError("this VLLMServerReward has no local tokenizer (tokenizer_path)")
         with self._tokenizer_lock:
             if self._tokenizer is None:
                 from transformers import AutoTokenizer
@@ -177,77 +205,107 @@ class VLLMServerReward:
         return render_batch_for_reward(await self.tokenizer(), pairs)
 
     async def ascore_batch(self, pairs: Sequence[RewardPair]) -> list[float]:
-        """One raw reward logit per pair, in order, from a single ``/classify`` request."""
+        """One raw reward logit per pair, in order: one ``/classify`` request for the batch
+        with a local tokenizer, else one ``messages`` request per pair, concurrently."""
         if not pairs:
             return []
+        limits = httpx.Limits(max_connections=self.max_connections)
+        async with httpx.AsyncClient(timeout=http_timeout(self.timeout), limits=limits) as client:
+            if self.renders_locally:
+                return await self._score_rendered(client, pairs)
+            return await _gather_or_cancel(
+                [
+                    self._score_messages(client, conversation, response)
+                    for conversation, response in pairs
+                ]
+            )
+
+    async def _score_rendered(
+        self, client: httpx.AsyncClient, pairs: Sequence[RewardPair]
+    ) -> list[float]:
         texts = await self.render(pairs)
         payload = {"model": self.model, "input": texts, "use_activation": False}
-        body = await self._post(payload)
-        return self._parse_scores(body, len(texts))
+        return await self._classify(client, payload, len(texts))
 
-    async def _post(self, payload: dict[str, Any]) -> Any:
+    async def _score_messages(
+        self, client: httpx.AsyncClient, conversation: Sequence[Any], response: str
+    ) -> float:
+        messages = [*conversation, {"role": "assistant", "content": response}]
+        payload = {"model": self.model, "messages": messages, "use_activation": False}
+        return (await self._classify(client, payload, 1))[0]
+
+    async def _classify(
+        self, client: httpx.AsyncClient, payload: dict[str, Any], expected: int
+    ) -> list[float]:
+        """The ``expected`` scores of one request, from the server the balancer picks."""
+
+        async def send(base_url: str) -> list[float]:
+            url = base_url + "/classify"
+            return self._parse_scores(await self._post(client, url, payload), expected, url)
+
+        return await self.balancer.call(send, reward_server_failed)
+
+    async def _post(self, client: httpx.AsyncClient, url: str, payload: dict[str, Any]) -> Any:
         headers = {"Authorization": f"Bearer {self.api_key}"}
         self.requests_sent += 1
         try:
-            async with httpx.AsyncClient(timeout=http_timeout(self.timeout)) as client:
-                response = await client.post(self.classify_url, json=payload, headers=headers)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            response = await client.post(url, json=payload, headers=headers)
+        except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ConnectTimeout) as exc:
             raise RewardServerUnavailableError(
-                f"reward server at {self.classify_url} is unreachable ({exc.__class__.__name__}: "
-                f"{exc}); is a vLLM server with --runner pooling running there?"
+                f"reward server at {url} is unreachable or dropped the connection "
+                f"({exc.__class__.__name__}: {exc}); is a vLLM server with --runner pooling "
+                "running there?"
             ) from exc
         except httpx.TimeoutException as exc:
             raise RewardError(
-                f"reward server {self.classify_url} did not answer within {self.timeout:g}s "
+                f"reward server {url} did not answer within {self.timeout:g}s "
                 f"({exc.__class__.__name__})"
             ) from exc
         except httpx.HTTPError as exc:
             raise RewardError(
-                f"reward request to {self.classify_url} failed: {exc.__class__.__name__}: {exc}"
+                f"reward request to {url} failed: {exc.__class__.__name__}: {exc}"
             ) from exc
         if response.status_code >= 400:
             error = RewardError(
-                f"reward server {self.classify_url} answered HTTP {response.status_code}: "
+                f"reward server {url} answered HTTP {response.status_code}: "
                 f"{self._redact(response.text[:BODY_EXCERPT])}"
             )
             error.transient = transient_status(response.status_code)
+            error.status_code = response.status_code  # type: ignore[attr-defined]
             raise error
         try:
             return response.json()
         except ValueError as exc:
             raise RewardError(
-                f"reward server {self.classify_url} sent non-JSON: {response.text[:BODY_EXCERPT]}"
+                f"reward server {url} sent non-JSON: {response.text[:BODY_EXCERPT]}"
             ) from exc
 
-    def _parse_scores(self, body: Any, expected: int) -> list[float]:
+    def _parse_scores(self, body: Any, expected: int, url: str) -> list[float]:
         """``data[i].probs[0]`` of a vLLM ``/classify`` response, ordered by ``index``."""
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list):
             raise RewardError(
-                f"reward server {self.classify_url} response has no data list: "
-                f"{str(body)[:BODY_EXCERPT]}"
+                f"reward server {url} response has no data list: {str(body)[:BODY_EXCERPT]}"
             )
         if len(data) != expected:
             raise RewardError(
-                f"reward server {self.classify_url} returned {len(data)} results "
-                f"for {expected} inputs"
+                f"reward server {url} returned {len(data)} results for {expected} inputs"
             )
         try:
             ordered = sorted(data, key=lambda item: int(item.get("index", 0)))
         except (AttributeError, TypeError, ValueError) as exc:
             raise RewardError(
-                f"reward server {self.classify_url} results lack an integer index: "
-                f"{str(data)[:BODY_EXCERPT]}"
+                f"reward server {url} results lack an integer index: {str(data)[:BODY_EXCERPT]}"
             ) from exc
-        return [self._score_of(position, item) for position, item in enumerate(ordered)]
+        return [self._score_of(position, item, url) for position, item in enumerate(ordered)]
 
-    def _score_of(self, position: int, item: Any) -> float:
+    def _score_of(self, position: int, item: Any, url: str) -> float:
         """``probs[0]`` of one result as a float (NaN/inf are checked by the graph)."""
         try:
             return float(item["probs"][0])
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise RewardError(
-                f"reward server {self.classify_url} result for candidate {position} lacks a "
+                f"reward server {url} result for candidate {position} lacks a "
                 f"numeric probs[0]: {str(item)[:BODY_EXCERPT]}"
             ) from exc
 
@@ -256,3 +314,23 @@ class VLLMServerReward:
         if self.api_key and self.api_key != "EMPTY":
             return text.replace(self.api_key, "***")
         return text
+
+
+def reward_server_failed(exc: BaseException) -> bool:
+    """True when the reward server, not the request, is at fault: no connection or a 5xx."""
+    if isinstance(exc, RewardServerUnavailableError):
+        return True
+    return getattr(exc, "status_code", 0) >= 500
+
+
+async def _gather_or_cancel(coroutines: list[Any]) -> list[Any]:
+    """The results of ``coroutines`` run concurrently, in order; the first failure cancels
+    the rest and is raised as itself (not as an ``ExceptionGroup``)."""
+    tasks = [asyncio.ensure_future(coroutine) for coroutine in coroutines]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

@@ -89,3 +89,18 @@ def test_dataset_throughput_levels_and_plot(vllm_servers: VLLMServers, tmp_path:
         assert level["prompts_per_min"] == pytest.approx(60 * prompts / level["seconds"])
         assert level["ceiling_generated_tokens_per_s"] > 0
     assert out.with_suffix(".png").stat().st_size > 0
+
+
+def test_reward_paths_counts_requests_per_step(vllm_servers: VLLMServers, tmp_path: Path) -> None:
+    result = run_benchmark(
+        "reward_paths", tmp_path / "reward_paths.json",
+        "--rounds", "2", "--num-samples", "3",
+        "--reward-url", vllm_servers.reward_url, "--reward-model", vllm_servers.reward_model,
+        "--reward-tokenizer", str(vllm_servers.reward_tokenizer_path),
+    )  # fmt: skip
+
+    paths = result["results"]["paths"]
+    assert paths["batched"]["requests_per_step"] == paths["batched"]["client_requests_per_step"]
+    assert paths["batched"]["requests_per_step"] == 1
+    assert paths["messages"]["requests_per_step"] == 3  # one per candidate
+    assert all(len(paths[p]["step_ms"]) == 2 for p in ("batched", "messages"))

@@ -154,6 +154,37 @@ async def test_reward_matches_transformers_reward_backend(vllm_servers: VLLMServ
 
 
 @session_loop
+async def test_reward_without_tokenizer_sends_messages_matching_transformers(
+    vllm_servers: VLLMServers,
+) -> None:
+    from langgraph_tpo.backends.transformers_reward import TransformersReward
+
+    reward = VLLMServerReward(vllm_servers.reward_url, vllm_servers.reward_model)
+    assert not reward.renders_locally  # "tiny-rm" is a served name, not a local directory
+    before = vllm_servers.reward_metrics({"handler": "/classify"})
+    scores = await reward.ascore_batch(PAIRS)
+    after = vllm_servers.reward_metrics({"handler": "/classify"})
+
+    assert reward.requests_sent == len(PAIRS)  # one chat request per candidate
+    assert _delta(before, after, "http_requests_total") == len(PAIRS)
+    local = TransformersReward(str(_model_path(vllm_servers)), batch_size=4)
+    expected = await local.ascore_batch(PAIRS)
+    assert max(expected) - min(expected) > 0.05
+    assert scores == pytest.approx(expected, abs=PARITY_TOLERANCE)
+    assert scores == pytest.approx(await _reward(vllm_servers).ascore_batch(PAIRS), abs=1e-4)
+
+
+@session_loop
+async def test_reward_messages_requests_share_a_bounded_pool(vllm_servers: VLLMServers) -> None:
+    reward = VLLMServerReward(vllm_servers.reward_url, vllm_servers.reward_model, max_connections=1)
+    wide = VLLMServerReward(vllm_servers.reward_url, vllm_servers.reward_model)
+    assert await reward.ascore_batch(PAIRS) == pytest.approx(
+        await wide.ascore_batch(PAIRS), abs=1e-4
+    )
+    assert reward.requests_sent == wide.requests_sent == len(PAIRS)
+
+
+@session_loop
 async def test_reward_empty_batch_sends_nothing(vllm_servers: VLLMServers) -> None:
     reward = _reward(vllm_servers)
     assert await reward.ascore_batch([]) == []
@@ -181,6 +212,26 @@ async def test_reward_server_down_is_backend_unavailable() -> None:
         await reward.ascore_batch(PAIRS[:2])
     assert time.monotonic() - started < 5.0
     assert reward.requests_sent == 1
+
+
+@session_loop
+async def test_reward_over_two_urls_sends_around_a_dead_server(vllm_servers: VLLMServers) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    reward = VLLMServerReward(f"{dead},{vllm_servers.reward_url}", vllm_servers.reward_model)
+    expected = await _reward(vllm_servers).ascore_batch(PAIRS)
+    assert await reward.ascore_batch(PAIRS) == pytest.approx(expected, abs=1e-4)
+    stats = reward.balancer.stats()
+    assert stats[dead]["failures"] >= 1 and stats[dead]["set_aside"]
+    assert stats[vllm_servers.reward_url]["requests"] >= len(PAIRS)
+    assert stats[vllm_servers.reward_url]["failures"] == 0
+
+
+@session_loop
+async def test_reward_messages_server_down_is_backend_unavailable() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    reward = VLLMServerReward(url, "tiny-rm")
+    with pytest.raises(BackendUnavailableError, match=url):
+        await reward.ascore_batch(PAIRS[:3])
 
 
 def test_chat_model_url_is_normalised_and_validated() -> None:
