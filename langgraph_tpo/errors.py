@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 
 
 class TPOError(Exception):
@@ -97,14 +98,17 @@ def is_context_too_long(exc: BaseException) -> bool:
 
 _KEY_PATTERN = re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}")
 SECRET_ENV_VARS = ("TPO_API_KEY", "OPENAI_API_KEY")
+NO_KEY = "EMPTY"  # what OpenAI-compatible clients send when there is no key
+MASK = "***"
 
 
-def redact(text: str, secrets: tuple[str | None, ...] = ()) -> str:
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     """``text`` with API keys masked: the given secrets, the key env vars, and ``sk-...`` keys.
 
-    Error messages may quote what a server sent back, and a server may echo the key.
+    Error messages may quote what a server sent back, and a server may echo the key. The
+    one redaction of the package: CLI error lines, server errors and model errors use it.
     """
     for secret in (*secrets, *(os.environ.get(name) for name in SECRET_ENV_VARS)):
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return _KEY_PATTERN.sub("sk-***", text)
+        if secret and len(secret) >= 4 and secret != NO_KEY:
+            text = text.replace(secret, MASK)
+    return _KEY_PATTERN.sub("sk-" + MASK, text)

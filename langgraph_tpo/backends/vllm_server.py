@@ -25,10 +25,16 @@ from langchain_openai import ChatOpenAI
 
 from langgraph_tpo.backends.balancer import Balancer, split_urls
 from langgraph_tpo.backends.chat_template import render_batch_for_reward
-from langgraph_tpo.errors import BackendUnavailableError, ConfigError, RewardError
+from langgraph_tpo.errors import (
+    NO_KEY,
+    SECRET_ENV_VARS,
+    BackendUnavailableError,
+    ConfigError,
+    RewardError,
+    redact,
+)
 from langgraph_tpo.reward import RewardPair
 
-API_KEY_ENVS = ("TPO_API_KEY", "OPENAI_API_KEY")
 BODY_EXCERPT = 300
 # A server that is down refuses at once, but an unreachable host (packets dropped) would
 # hang the TCP connect for the whole request timeout: connecting gets its own short limit.
@@ -61,11 +67,11 @@ def resolve_api_key(api_key: str | None = None) -> str:
     """``api_key``, else ``$TPO_API_KEY``, else ``$OPENAI_API_KEY``, else ``"EMPTY"``."""
     if api_key:
         return api_key
-    for name in API_KEY_ENVS:
+    for name in SECRET_ENV_VARS:
         value = os.environ.get(name)
         if value:
             return value
-    return "EMPTY"
+    return NO_KEY
 
 
 def server_root_url(base_url: str) -> str:
@@ -268,7 +274,7 @@ class VLLMServerReward:
         if response.status_code >= 400:
             error = RewardError(
                 f"reward server {url} answered HTTP {response.status_code}: "
-                f"{self._redact(response.text[:BODY_EXCERPT])}"
+                f"{redact(response.text[:BODY_EXCERPT], (self.api_key,))}"
             )
             error.transient = transient_status(response.status_code)
             error.status_code = response.status_code  # type: ignore[attr-defined]
@@ -308,12 +314,6 @@ class VLLMServerReward:
                 f"reward server {url} result for candidate {position} lacks a "
                 f"numeric probs[0]: {str(item)[:BODY_EXCERPT]}"
             ) from exc
-
-    def _redact(self, text: str) -> str:
-        """``text`` without the API key (a server may echo a rejected key back)."""
-        if self.api_key and self.api_key != "EMPTY":
-            return text.replace(self.api_key, "***")
-        return text
 
 
 def reward_server_failed(exc: BaseException) -> bool:

@@ -9,7 +9,6 @@ masked in every message printed through :func:`error_line`.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterable, Iterator
 
 import httpx
@@ -17,11 +16,9 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from langgraph_tpo.errors import TPOError
+from langgraph_tpo.errors import TPOError, redact
 
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (TPOError, ValueError, OSError, httpx.HTTPError)
-MASK = "***"
-SECRET_ENVS = ("TPO_API_KEY", "OPENAI_API_KEY")
 
 
 def stderr_console() -> Console:
@@ -44,14 +41,6 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, TPOError | ValueError):
         return message
     return f"{type(exc).__name__}: {message}"
-
-
-def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """``text`` with every secret (and the API keys in the environment) replaced by ``***``."""
-    for secret in [*secrets, *(os.environ.get(name) for name in SECRET_ENVS)]:
-        if secret:
-            text = text.replace(secret, MASK)
-    return text
 
 
 def note(console: Console, message: str, style: str | None = None) -> None:

@@ -13,7 +13,7 @@ import contextlib
 import signal
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -97,28 +97,19 @@ class Outcome:
     seconds: float = 0.0
 
 
+@dataclass
 class EvalRunner:
     """Runs work items concurrently, appending each finished one to the results file."""
 
-    def __init__(
-        self,
-        graphs: dict[str, Any],
-        configs: dict[str, TPOConfig],
-        backend: dict[str, Any],
-        writer: ResultsWriter,
-        *,
-        concurrency: int,
-        max_errors: int,
-        secrets: list[str | None],
-    ) -> None:
-        self.graphs = graphs
-        self.configs = configs
-        self.backend = backend
-        self.writer = writer
-        self.concurrency = concurrency
-        self.max_errors = max_errors
-        self.secrets = secrets
-        self.outcome = Outcome()
+    graphs: dict[str, Any]
+    configs: dict[str, TPOConfig]
+    backend: dict[str, Any]
+    writer: ResultsWriter
+    _: KW_ONLY
+    concurrency: int
+    max_errors: int
+    secrets: list[str | None]
+    outcome: Outcome = field(default_factory=Outcome)
 
     async def run_item(self, item: WorkItem) -> dict[str, Any]:
         """Run one prompt with its method and append its line; no await after the run,

@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 
 from langgraph_tpo.backends.factory import BackendSettings
 from langgraph_tpo.cli import app
-from langgraph_tpo.cli.console import redact
 from langgraph_tpo.cli.models import describe_backends
 from langgraph_tpo.cli.options import BACKEND_FLAGS, CONFIG_FLAGS
 from langgraph_tpo.config import TPOConfig
+from langgraph_tpo.errors import redact
 
 from .conftest import invoke, policy_calls, spawn
 
