@@ -30,7 +30,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from langgraph_tpo.backends.factory import EMBEDDED_DEFAULTS, BackendSettings, build_models
-from langgraph_tpo.config import TPOConfig, make_config
+from langgraph_tpo.config import TPOConfig, make_config, settings_from_env
 from langgraph_tpo.errors import (
     BackendUnavailableError,
     ConfigError,
@@ -82,6 +82,13 @@ def max_concurrency_from_env() -> int:
     return value
 
 
+def default_config(backends: BackendSettings | None) -> dict[str, Any]:
+    """The server's defaults when none are given: the embedded CPU job's (N=3, D=1,
+    max_tokens=256) on the embedded model, then any ``TPO_<SETTING>`` variable."""
+    embedded = backends is not None and backends.is_embedded
+    return {**(EMBEDDED_DEFAULTS if embedded else {}), **settings_from_env(TPOConfig)}
+
+
 class TPOService:
     """The models, the graph, the concurrency limit and the API key of one app."""
 
@@ -109,10 +116,7 @@ class TPOService:
         if policy is None and backends is None:
             backends = BackendSettings.from_env()
         self.backends = backends
-        embedded = backends is not None and backends.is_embedded
-        self.defaults = make_config(
-            config if config is not None else EMBEDDED_DEFAULTS if embedded else {}
-        )
+        self.defaults = make_config(config if config is not None else default_config(backends))
         self._graph: CompiledStateGraph | None = None
         self._lock = asyncio.Lock()
         if policy is not None and reward is not None:
@@ -296,7 +300,8 @@ class ChatCompletions:
         try:
             try:
                 graph = await self.service.graph()
-            except APIError as error:
+            except Exception as exc:
+                error = exc if isinstance(exc, APIError) else self.service.run_error(exc)
                 await error_response(error)(scope, receive, send)
                 return
             if chat.stream:
@@ -344,19 +349,9 @@ class ChatCompletions:
         run = asyncio.ensure_future(run_graph(graph, chat, lines.put_nowait))
         watcher = asyncio.ensure_future(wait_for_disconnect(receive))
         try:
-            while not run.done():
-                await _send_lines(lines, send)
-                await asyncio.wait(
-                    {run, watcher},
-                    timeout=self.service.keepalive_s,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                if watcher.done():
-                    logger.info("%s client disconnected; run cancelled", chat.id)
-                    return
-                if lines.empty() and not run.done():
-                    lines.put_nowait("keep-alive")
-            await _send_lines(lines, send)
+            if not await self._send_progress(lines, run, watcher, send):
+                logger.info("%s client disconnected; run cancelled", chat.id)
+                return
             try:
                 events = [sse(c) for c in completion_chunks(chat, run.result())]
             except Exception as exc:
@@ -367,11 +362,38 @@ class ChatCompletions:
         finally:
             await cancel(run, watcher)
 
+    async def _send_progress(
+        self,
+        lines: asyncio.Queue[str],
+        run: asyncio.Future[Any],
+        watcher: asyncio.Future[None],
+        send: Send,
+    ) -> bool:
+        """Send each progress line as it comes (a keep-alive comment when none came for
+        ``keepalive_s``) until the run is done; False when the client left first."""
+        while True:
+            line = asyncio.ensure_future(lines.get())
+            done, _ = await asyncio.wait(
+                {line, run, watcher},
+                timeout=self.service.keepalive_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if watcher in done:
+                await cancel(line)
+                return False
+            if line in done:
+                await _send_comment(line.result(), send)
+                continue
+            await cancel(line)
+            if run in done:
+                while not lines.empty():
+                    await _send_comment(lines.get_nowait(), send)
+                return True
+            await _send_comment("keep-alive", send)
 
-async def _send_lines(lines: asyncio.Queue[str], send: Send) -> None:
-    while not lines.empty():
-        body = sse_comment(lines.get_nowait())
-        await send({"type": "http.response.body", "body": body, "more_body": True})
+
+async def _send_comment(text: str, send: Send) -> None:
+    await send({"type": "http.response.body", "body": sse_comment(text), "more_body": True})
 
 
 async def _json_body(request: Request) -> Any:

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_langgraph_json_points_at_a_starlette_app(monkeypatch) -> None:
     for name in ("TPO_POLICY_URL", "TPO_POLICY_PATH", "TPO_REWARD_URL", "TPO_REWARD_PATH"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TPO_MAX_ITERATIONS", "2")  # TPO_<SETTING> variables set the defaults
     config = validate_config(json.loads((ROOT / "langgraph.json").read_text()))
     path, name = config["http"]["app"].rsplit(":", 1)
     # loaded the way langgraph_api loads it: from the file path, as a fresh module
@@ -27,3 +28,4 @@ def test_langgraph_json_points_at_a_starlette_app(monkeypatch) -> None:
     assert {"/v1/chat/completions", "/v1/models"} <= paths
     service = app.state.tpo
     assert service.backends.is_embedded and service.defaults.num_samples == 3  # embedded defaults
+    assert service.defaults.max_iterations == 2

@@ -3,6 +3,7 @@ real HTTP (uvicorn), on fake models injected through ``create_app``."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -12,9 +13,9 @@ import openai
 import pytest
 from langchain_openai import ChatOpenAI
 
-from langgraph_tpo import create_tpo_graph
+from langgraph_tpo import TPOConfig, create_tpo_graph
 from langgraph_tpo.serve import create_app
-from tests.serve.conftest import SMALL, GatedPolicy, TokenPolicy, length_reward, serving
+from tests.serve.helpers import SMALL, GatedPolicy, TokenPolicy, length_reward, serving
 
 CONVERSATION = [
     {"role": "system", "content": "You are terse."},
@@ -290,8 +291,6 @@ async def test_concurrent_requests_run_concurrently() -> None:
     app = create_app(policy, length_reward(), config=SMALL, max_concurrency=3)
     with serving(app) as url:
         client = openai.AsyncOpenAI(base_url=url, api_key="unused", max_retries=0)
-        import asyncio
-
         tasks = [
             asyncio.ensure_future(
                 client.chat.completions.create(model="tpo-bon", messages=CONVERSATION)
@@ -377,3 +376,47 @@ def test_reward_failure_is_502_naming_the_reward() -> None:
     assert r.status_code == 502 and error["code"] == "reward_error"
     assert "reward" in error["message"] and "exploded" in error["message"]
     assert "Traceback" not in r.text
+
+
+def test_backends_named_by_settings_are_built_on_first_use() -> None:
+    from langgraph_tpo.backends.factory import BackendSettings
+
+    missing = "/nonexistent/policy.gguf"
+    app = create_app(backends=BackendSettings(policy_path=missing), retry=None)
+    assert app.state.tpo.defaults == TPOConfig()  # a named model: the paper's defaults
+    with serving(app) as url:
+        r = httpx.post(f"{url}/chat/completions", json={"model": "tpo", "messages": CONVERSATION},
+                       timeout=60)  # fmt: skip
+    assert r.status_code == 503 and missing in r.json()["error"]["message"]
+
+
+def test_a_slow_run_streams_keep_alive_comments() -> None:
+    policy = GatedPolicy()
+    app = create_app(policy, length_reward(), config=SMALL, keepalive_s=0.05)
+    with serving(app) as url:
+        threading.Timer(0.6, policy.gate.set).start()  # the first policy call takes 0.6 s
+        body = {"model": "tpo-bon", "messages": CONVERSATION, "stream": True}
+        with httpx.stream("POST", f"{url}/chat/completions", json=body, timeout=30) as r:
+            lines = [line for line in r.iter_lines() if line]
+    alive = lines.index(": keep-alive")
+    assert lines.count(": keep-alive") >= 3 and lines[-1] == "data: [DONE]"
+    assert alive < lines.index(": node sample done")  # sent while the policy was working
+
+
+def test_progress_comments_are_sent_as_the_run_goes() -> None:
+    # the critique waits until the client has seen iteration 0's line: only a stream that
+    # sends each line when it happens (not at the next keep-alive) gets there
+    policy = GatedPolicy(ungated={"sample"})
+    app = create_app(policy, length_reward(), config=SMALL, keepalive_s=60)
+    with serving(app) as url:
+        body = {"model": "tpo", "messages": CONVERSATION, "stream": True}
+        lines = []
+        with httpx.stream(
+            "POST", f"{url}/chat/completions", json=body, timeout=httpx.Timeout(30, read=5)
+        ) as r:
+            for line in r.iter_lines():
+                lines.append(line)
+                if line.startswith(": iteration 0 best_score="):
+                    assert not policy.gate.is_set() and len(policy.started) <= 2
+                    policy.gate.set()
+    assert policy.gate.is_set() and lines[-2:] == ["data: [DONE]", ""]

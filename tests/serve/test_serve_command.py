@@ -2,81 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 from typer.testing import CliRunner
 
 from langgraph_tpo.cli import app
 from langgraph_tpo.testing.servers import free_port
-from tests.cli.conftest import tpo_command
+from tests.serve.helpers import tpo_serve
 
 KEY = "sk-backend-secret-9876543210"
 USER = [{"role": "user", "content": "Name a color."}]
-
-
-class ServeProcess:
-    """A running ``tpo serve``: its OpenAI base URL and its log (stdout and stderr)."""
-
-    def __init__(self, args: Sequence[str], env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-        self.log_path = log
-        with log.open("w") as out:
-            self.proc = subprocess.Popen(
-                [*tpo_command(), "serve", "--port", str(self.port), *args],
-                env={**os.environ, **env},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                pytest.fail(f"tpo serve exited {self.proc.returncode}:\n{self.log()[-3000:]}")
-            try:
-                httpx.get(f"{self.url}/models", timeout=2)
-                return
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, f"tpo serve did not start:\n{self.log()}"
-                time.sleep(0.2)
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def stop(self) -> str:
-        """Stop the server (SIGTERM, then SIGKILL); its whole log."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        return self.log()
-
-
-@contextmanager
-def tpo_serve(
-    args: Sequence[str], tmp_path: Path, env: dict[str, str] | None = None, ready_s: float = 600
-) -> Iterator[ServeProcess]:
-    """``tpo serve ARGS`` on a free port, stopped at the end."""
-    server = ServeProcess(args, env or {}, tmp_path / "tpo-serve.log")
-    try:
-        server.wait_ready(ready_s)
-        yield server
-    finally:
-        server.stop()
 
 
 def dead_policy_flags() -> list[str]:

@@ -1,0 +1,97 @@
+"""``tpo serve`` in front of the real vLLM CPU servers, driven by real clients."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+import httpx
+import openai
+import pytest
+from langchain_openai import ChatOpenAI
+
+from tests.serve.helpers import ServeProcess, backend_flags, tpo_serve
+
+if TYPE_CHECKING:
+    from tests.integration.conftest import VLLMServers
+
+pytestmark = pytest.mark.integration
+
+USER = [{"role": "user", "content": "How do I take care of a wooden table?"}]
+CHAT = {"handler": "/v1/chat/completions"}
+
+
+@pytest.fixture(scope="module")
+def served(
+    vllm_servers: VLLMServers, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServeProcess]:
+    args = [*backend_flags(vllm_servers), "-n", "2", "-d", "1", "--max-tokens", "24"]
+    with tpo_serve(args, tmp_path_factory.mktemp("serve"), ready_s=120) as server:
+        yield server
+
+
+def settle(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def test_sync_client_usage_is_what_vllm_generated(
+    served: ServeProcess, vllm_servers: VLLMServers
+) -> None:
+    client = openai.OpenAI(base_url=served.url, api_key="unused", max_retries=0)
+    before = vllm_servers.policy_metrics()
+    chat0 = vllm_servers.policy_metrics(CHAT).get("http_requests_total", 0.0)
+    reply = client.chat.completions.create(
+        model="tpo",
+        messages=[{"role": "system", "content": "You are terse."}, *USER],
+        seed=7,
+        extra_body={"tpo": {"num_samples": 3, "max_iterations": 1}},
+    )
+    settle(lambda: vllm_servers.policy_metrics(CHAT)["http_requests_total"] >= chat0 + 4)
+    after = vllm_servers.policy_metrics()
+    generated = after["vllm:generation_tokens_total"] - before["vllm:generation_tokens_total"]
+    assert vllm_servers.policy_metrics(CHAT)["http_requests_total"] - chat0 == 1 + 3 * 1
+    assert reply.usage.completion_tokens == generated > 0
+    assert reply.usage.prompt_tokens > 0
+    assert reply.choices[0].message.content.strip() and reply.choices[0].finish_reason == "stop"
+    tpo = reply.model_extra["tpo"]
+    assert tpo["num_samples"] == 3 and len(tpo["best_scores"]) == 2
+    assert tpo["score"] == max(tpo["best_scores"])
+
+
+async def test_async_client_n2_and_stream_match_the_plain_reply(served: ServeProcess) -> None:
+    client = openai.AsyncOpenAI(base_url=served.url, api_key="unused", max_retries=0)
+    request = {
+        "model": "tpo-bon",
+        "messages": USER,
+        "seed": 3,
+        "extra_body": {"tpo": {"num_samples": 3}},
+    }
+    plain = await client.chat.completions.create(**request, n=2)
+    texts = [c.message.content for c in plain.choices]
+    scores = plain.model_extra["tpo"]["choice_scores"]
+    assert len(set(texts)) == 2 and scores[0] >= scores[1]
+    stream = await client.chat.completions.create(**request, stream=True)
+    streamed = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert streamed == texts[0]  # same seed, same samples, same best
+
+
+def test_chat_openai_and_sync_streaming(served: ServeProcess) -> None:
+    model = ChatOpenAI(base_url=served.url, api_key="unused", model="tpo", max_tokens=16)
+    reply = model.invoke([("system", "Answer in one line."), ("human", "Name a prime.")])
+    assert reply.content.strip() and reply.usage_metadata["output_tokens"] > 0
+    assert "".join(c.content for c in model.stream("Name a color.")).strip()
+
+
+def test_raw_sse_over_vllm(served: ServeProcess) -> None:
+    body = {"model": "tpo", "messages": USER, "stream": True, "max_tokens": 16}
+    with httpx.stream("POST", f"{served.url}/chat/completions", json=body, timeout=300) as r:
+        lines = [line for line in r.iter_lines() if line]
+    assert any(line.startswith(": iteration 1 best_score=") for line in lines)
+    assert lines[-1] == "data: [DONE]"
+    chunks = [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks).strip()
+    assert chunks[-1]["tpo"]["iterations"] == 1
