@@ -13,22 +13,19 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
+from langgraph.cache.base import BaseCache
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Checkpointer, Durability, RetryPolicy
+from langgraph.store.base import BaseStore
+from langgraph.types import All, Checkpointer, Durability, RetryPolicy
 
 from langgraph_tpo import nodes
 from langgraph_tpo.config import TPOConfig, make_config
 from langgraph_tpo.graph.routing import route_after_select
 from langgraph_tpo.graph.state import TPOInput, TPOOutput, TPOState
-from langgraph_tpo.nodes.common import NodeDeps, as_node, dual, timed
+from langgraph_tpo.nodes.common import AsyncNode, NodeDeps, timed
 from langgraph_tpo.reward import BatchReward, ScoreFn, as_batch_reward
 from langgraph_tpo.truncation import Tokenizer
-
-try:  # where LangGraph reads a run's default durability from
-    from langgraph._internal._constants import CONFIG_KEY_DURABILITY
-except ImportError:  # pragma: no cover - other LangGraph versions
-    CONFIG_KEY_DURABILITY = "__pregel_durability"
 
 NODE_NAMES = ("sample", "reward_score", "select", "textual_loss", "textual_gradient", "update")
 
@@ -49,6 +46,35 @@ DEFAULT_RETRY = RetryPolicy(
 )
 
 
+class TPOGraph(CompiledStateGraph):
+    """A compiled TPO graph whose runs default to ``durability=default_durability`` when it
+    has a checkpointer (LangGraph's own default is "async").
+
+    Only ``stream``/``astream`` are overridden: ``invoke``, ``batch`` and ``astream_events``
+    go through them. A run that passes ``durability`` (or the deprecated
+    ``checkpoint_during``) keeps its own choice.
+    """
+
+    def __init__(self, *, default_durability: Durability | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.default_durability = default_durability  # kept by copy()/with_config()
+
+    def _durability(self, durability: Durability | None, kwargs: dict[str, Any]) -> Any:
+        if durability is not None or kwargs.get("checkpoint_during") is not None:
+            return durability
+        if self.checkpointer is None or self.checkpointer is False:
+            return None  # LangGraph warns about a durability without a checkpointer
+        return self.default_durability
+
+    def stream(self, input: Any, config: Any = None, *, durability: Any = None, **kwargs: Any):
+        durability = self._durability(durability, kwargs)
+        return super().stream(input, config, durability=durability, **kwargs)
+
+    def astream(self, input: Any, config: Any = None, *, durability: Any = None, **kwargs: Any):
+        durability = self._durability(durability, kwargs)
+        return super().astream(input, config, durability=durability, **kwargs)
+
+
 def create_tpo_graph(
     policy: BaseChatModel,
     reward: BatchReward | Runnable | ScoreFn,
@@ -60,20 +86,71 @@ def create_tpo_graph(
     context_schema: type[TPOConfig] = TPOConfig,
     retry: RetryPolicy | None = DEFAULT_RETRY,
     durability: Durability = "sync",
+    store: BaseStore | None = None,
+    cache: BaseCache | None = None,
+    interrupt_before: All | list[str] | None = None,
+    interrupt_after: All | list[str] | None = None,
+    debug: bool = False,
 ) -> CompiledStateGraph:
-    """Build the TPO graph for ``policy`` (any LangChain chat model) and ``reward``.
+    """Build the TPO loop for ``policy`` and ``reward`` as a compiled LangGraph graph.
 
-    ``reward`` is ``fn(query, response) -> float`` (sync or async), a LangChain runnable,
-    or an object with ``async ascore_batch(pairs)``. ``config`` sets the defaults of every
-    run; pass ``context={...}`` to ``invoke`` to override fields for one run. ``tokenizer``
-    (optional) counts tokens for the ``max_context_tokens`` cut; without it a word-level
-    estimate is used. ``context_schema`` may be a subclass of TPOConfig carrying more
-    per-run fields (the Studio graph adds backend settings). ``retry`` is the retry
-    budget of the model-calling nodes for transient failures (``None``: no retries).
-    ``durability`` is the default checkpoint durability of runs (LangGraph's default is
-    "async"): "sync" writes each node's checkpoint before the next node starts, so a killed
-    process resumes from the last finished node; a checkpoint costs milliseconds, a model
-    call seconds. Any run can still pass ``durability=...``.
+    Each run samples ``num_samples`` responses, scores them, then for up to
+    ``max_iterations`` rounds has the policy critique the best against the worst (textual
+    loss), turn the critique into suggestions (textual gradient) and write new responses
+    (update), which are scored and added to the cache. Input: ``{"query": str}`` or
+    ``{"messages": [...]}``; output: ``response``, ``score``, ``trajectory``, ``stop_reason``
+    and more (see the README's output table).
+
+    Args:
+        policy: Any LangChain chat model (``BaseChatModel``); it writes the responses,
+            critiques, suggestions and rewrites. A model that accepts ``n`` (ChatOpenAI,
+            the vLLM backends) draws all samples of a step in one request.
+        reward: Scores ``(conversation, response)`` pairs, higher is better: a function
+            ``fn(query, response) -> float`` (sync or async), a LangChain runnable taking
+            ``{"query", "response"}``, or an object with ``async ascore_batch(pairs)``
+            (a ``BatchReward``).
+        config: The defaults of every run (a ``TPOConfig`` or a mapping of its fields).
+            A run overrides fields with ``invoke(..., context={...})``.
+        checkpointer: A LangGraph checkpointer (``InMemorySaver``, ``SqliteSaver``, ...)
+            for persistence, resuming and human review. Pass a ``thread_id`` then.
+        tokenizer: Counts tokens for the ``max_context_tokens`` cut (an object with
+            ``encode``/``decode``, e.g. a transformers tokenizer); default a word-level
+            estimate.
+        name: The graph's name (in traces, and its node name inside a parent graph).
+        context_schema: A subclass of ``TPOConfig`` carrying more per-run fields (the
+            Studio graph adds backend settings).
+        retry: The retry policy of the model-calling nodes for transient failures (server
+            down, timeout, HTTP 429/5xx); ``None``: no retries.
+        durability: The checkpoint durability of runs that do not pass their own
+            (LangGraph's default is "async"). "sync" writes each node's checkpoint before
+            the next node starts, so a killed process resumes from the last finished node;
+            a checkpoint costs milliseconds, a model call seconds.
+        store: A LangGraph store (long-term memory) the graph's runs can use.
+        cache: A LangGraph node cache.
+        interrupt_before: Node names (or ``"*"``) to pause before; needs a checkpointer.
+        interrupt_after: Node names (or ``"*"``) to pause after; needs a checkpointer.
+        debug: Print LangGraph's debug output of every step.
+
+    Returns:
+        A compiled graph (a ``CompiledStateGraph``): ``invoke``/``ainvoke``,
+        ``stream``/``astream``, ``batch``, usable as a node of a parent graph.
+
+    Example:
+        ```python
+        from langchain_openai import ChatOpenAI
+        from langgraph_tpo import create_tpo_graph
+
+        def reward(query: str, response: str) -> float:
+            return -abs(len(response) - 200)  # prefers answers of about 200 characters
+
+        graph = create_tpo_graph(
+            ChatOpenAI(model="gpt-4o-mini"),
+            reward,
+            {"num_samples": 5, "max_iterations": 2},
+        )
+        out = graph.invoke({"query": "How do I take care of a wooden table?"})
+        print(out["response"], out["score"])
+        ```
     """
     if not isinstance(policy, BaseChatModel):
         raise TypeError(f"policy must be a LangChain BaseChatModel, got {type(policy).__name__}")
@@ -83,7 +160,7 @@ def create_tpo_graph(
     )
     builder.add_node(
         "sample",
-        as_node("sample", timed("sample", nodes.make_sample_node(deps), fresh_step=True)),
+        AsyncNode("sample", timed("sample", nodes.make_sample_node(deps), fresh_step=True)),
         retry_policy=retry,
     )
     for node_name, factory in (
@@ -93,22 +170,32 @@ def create_tpo_graph(
         ("update", nodes.make_update_node),
     ):
         builder.add_node(
-            node_name, as_node(node_name, timed(node_name, factory(deps))), retry_policy=retry
+            node_name, AsyncNode(node_name, timed(node_name, factory(deps))), retry_policy=retry
         )
-    builder.add_node("select", as_node("select", nodes.make_select_node(deps)))
+    builder.add_node("select", AsyncNode("select", nodes.make_select_node(deps)))
 
     builder.add_edge(START, "sample")
     builder.add_edge("sample", "reward_score")
     builder.add_edge("reward_score", "select")
     builder.add_conditional_edges(
         "select",
-        dual("route_after_select", route_after_select, trace=False),
+        AsyncNode("route_after_select", route_after_select),
         ["textual_loss", END],
     )
     builder.add_edge("textual_loss", "textual_gradient")
     builder.add_edge("textual_gradient", "update")
     builder.add_edge("update", "reward_score")
-    graph = builder.compile(checkpointer=checkpointer, name=name)
-    if checkpointer is None:
-        return graph
-    return graph.with_config({"configurable": {CONFIG_KEY_DURABILITY: durability}})
+    graph = builder.compile(
+        checkpointer=checkpointer,
+        store=store,
+        cache=cache,
+        interrupt_before=interrupt_before,
+        interrupt_after=interrupt_after,
+        debug=debug,
+        name=name,
+    )
+    # compile() builds a plain CompiledStateGraph (with state it sets after construction);
+    # TPOGraph adds no storage, only the run defaults, so the graph can take its class.
+    graph.__class__ = TPOGraph
+    graph.default_durability = durability
+    return graph

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.runnables import Runnable, RunnableLambda
+from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.runtime import get_runtime
 
 from langgraph_tpo.config import TPOConfig
@@ -83,30 +83,27 @@ def timed(name: str, fn: NodeFn, *, fresh_step: bool = False) -> NodeFn:
     return node
 
 
-try:  # LangGraph's own node wrapper: inspects signatures once, not on every call
-    from langgraph._internal._runnable import RunnableCallable as _NodeRunnable
-except ImportError:  # pragma: no cover - other LangGraph versions
-    _NodeRunnable = None
+class AsyncNode(Runnable[Any, Any]):
+    """A graph node (or router) from an async function that also runs under the sync API
+    (invoke, stream, batch).
 
-
-def dual(name: str, afunc: Callable[..., Awaitable[T]], *, trace: bool = False) -> Runnable:
-    """An async function that also runs under the sync API (invoke, stream, batch).
-
-    ``trace=False`` as LangGraph does for its own nodes: the graph already records a run
-    per node, so a second nested run would only add callback overhead.
+    Not traced as a run of its own, as LangGraph does for the functions it wraps: the graph
+    already records a run per node, so a nested run would only add callback overhead.
+    LangGraph runs a node's runnable in the node's context, so ``get_runtime()`` works
+    inside ``afunc`` on both paths.
     """
 
-    def sync(*args: Any) -> T:
-        return run_sync(afunc(*args))
+    def __init__(self, name: str, afunc: Callable[[Any], Awaitable[Any]]) -> None:
+        self.name = name
+        self.afunc = afunc
 
-    if _NodeRunnable is not None:
-        return _NodeRunnable(sync, afunc, name=name, trace=trace)
-    return RunnableLambda(sync, afunc=afunc, name=name)
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        return run_sync(self.afunc(input))
 
-
-def as_node(name: str, fn: NodeFn) -> Runnable:
-    """A graph node from an async node function."""
-    return dual(name, fn)
+    async def ainvoke(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Any:
+        return await self.afunc(input)
 
 
 _loop: asyncio.AbstractEventLoop | None = None
