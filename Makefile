@@ -25,7 +25,7 @@ test: setup
 	$(PY) -m pytest -q
 
 lint: setup
-	$(VENV)/bin/ruff check langgraph_tpo tests
+	$(VENV)/bin/ruff check langgraph_tpo tests testsupport benchmarks examples
 
 clean:
 	rm -rf $(VENV)

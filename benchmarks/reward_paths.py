@@ -27,10 +27,10 @@ from typing import Any
 from benchmarks.common import contention, show_table, stop_on_signals, write_json
 from langgraph_tpo.backends.vllm_server import VLLMServerReward
 from langgraph_tpo.reward import RewardPair
-from langgraph_tpo.testing import VLLMServer
-from langgraph_tpo.testing.models import build_tiny_reward_model, default_cache_dir
-from langgraph_tpo.testing.pair import READY_TIMEOUT_S, REWARD_CPUS, REWARD_NAME, fetch_metrics
-from langgraph_tpo.testing.vllm_env import ensure_vllm_venv
+from testsupport import VLLMServer
+from testsupport.models import build_tiny_reward_model, default_cache_dir
+from testsupport.pair import READY_TIMEOUT_S, REWARD_CPUS, REWARD_NAME, fetch_metrics
+from testsupport.vllm_env import ensure_vllm_venv
 
 PATHS = ("batched", "messages")
 CLASSIFY = {"handler": "/classify"}

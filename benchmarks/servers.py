@@ -2,7 +2,7 @@
 
 :func:`running_servers` is the context manager every benchmark uses: it reuses servers given
 by URL (``--policy-url``/``--reward-url``, e.g. GPU servers) or starts the test suite's pair
-(:func:`langgraph_tpo.testing.pair.start_server_pair`) and always stops them (whole process
+(:func:`testsupport.pair.start_server_pair`) and always stops them (whole process
 groups) on the way out.
 """
 
@@ -14,8 +14,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from langgraph_tpo.testing import VLLMServer, build_smollm2_hf_dir
-from langgraph_tpo.testing.pair import (
+from testsupport import VLLMServer, build_smollm2_hf_dir
+from testsupport.pair import (
     POLICY_CPUS,
     POLICY_NAME,
     REWARD_CPUS,

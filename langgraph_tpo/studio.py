@@ -6,7 +6,10 @@ The ``TPO_<NAME>`` environment variables of the backend settings (``TPO_POLICY_U
 ``TPO_REWARD_URL``, ...) select other backends and those of the TPO settings set the
 graph's defaults; the same names (lower case) in a run's context select them for that run
 from the Studio UI. The context schema is derived from the two settings models, so each
-of their fields shows in Studio with its description.
+of their fields shows in Studio with its description. A run's ``policy_factory`` or
+``reward_factory`` (``module:function``) is imported and called in the server's process, so
+a run's context can make the server run importable code: serve Studio only to people you
+would let run code there.
 """
 
 from __future__ import annotations

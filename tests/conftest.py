@@ -14,8 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from langgraph_tpo.testing import VLLMServer
-from langgraph_tpo.testing.pair import (
+from testsupport import VLLMServer
+from testsupport.fake_backends import fake_backend_env
+from testsupport.pair import (
     POLICY_NAME,
     REWARD_NAME,
     ServerPair,
@@ -38,6 +39,8 @@ def studio_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("studio") / "langgraph-dev.log"
     cli = Path(sys.executable).parent / "langgraph"
     env = {**os.environ, "LANGSMITH_TRACING": "false", "LANGGRAPH_CLI_NO_ANALYTICS": "1"}
+    # the server's default stays the embedded model; runs may name the fake factories
+    env["PYTHONPATH"] = fake_backend_env(env)["PYTHONPATH"]
     with log.open("w") as out:
         proc = subprocess.Popen(
             [str(cli), "dev", "--no-browser", "--no-reload", "--port", str(port)],

@@ -2,6 +2,8 @@
 
 With nothing set, both are the embedded default: SmolLM2-135M-Instruct in-process on
 CPU as the policy, and the same loaded model as an LLM judge for the reward.
+``policy_factory``/``reward_factory`` (``module:function``) bring any other model
+(:mod:`langgraph_tpo.backends.user_models`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,11 @@ from urllib.parse import urlparse
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ConfigDict, Field
 
+from langgraph_tpo.backends.user_models import (
+    check_spec,
+    policy_from_factory,
+    reward_from_factory,
+)
 from langgraph_tpo.config import settings_from_env, validated
 from langgraph_tpo.errors import ConfigError
 from langgraph_tpo.reward import BatchReward
@@ -66,6 +73,17 @@ class BackendSettings(BaseModel):
         description="Score with the policy as an LLM judge (the default when no reward model "
         "is given).",
     )
+    policy_factory: str | None = Field(
+        None,
+        description="Your own policy: module:function returning a LangChain chat model "
+        "(e.g. mypkg.models:policy; the module must be importable).",
+    )
+    reward_factory: str | None = Field(
+        None,
+        description="Your own reward: module:function returning a reward (an object with async "
+        "ascore_batch, a runnable or a function (query, response) -> float); a function with a "
+        "required parameter is given the policy.",
+    )
     api_key: str | None = Field(
         None,
         repr=False,
@@ -82,7 +100,7 @@ class BackendSettings(BaseModel):
 
     @property
     def is_embedded(self) -> bool:
-        return not (self.policy_url or self.policy_path)
+        return not (self.policy_url or self.policy_path or self.policy_factory)
 
     def validate(self) -> None:
         for name in ("policy_url", "reward_url"):
@@ -94,6 +112,7 @@ class BackendSettings(BaseModel):
         if self.reward_url and not self.reward_model:
             raise ConfigError("reward_url needs reward_model (the served model name)")
         self._validate_reward_placement()
+        self._validate_factories()
 
     def _validate_reward_placement(self) -> None:
         from langgraph_tpo.backends.transformers_reward import check_device, check_dtype
@@ -103,10 +122,29 @@ class BackendSettings(BaseModel):
         if self.reward_dtype:
             check_dtype(self.reward_dtype)
 
+    def _validate_factories(self) -> None:
+        """A factory replaces the other settings of its model, so they cannot be combined."""
+        for factory, others in (
+            ("policy_factory", ("policy_url", "policy_path")),
+            (
+                "reward_factory",
+                ("reward_url", "reward_path", "reward_device", "reward_dtype", "judge"),
+            ),
+        ):
+            spec = getattr(self, factory)
+            if not spec:
+                continue
+            check_spec(factory, spec)
+            given = [name for name in others if getattr(self, name)]
+            if given:
+                raise ConfigError(f"{factory} cannot be combined with {', '.join(given)}")
+
 
 def build_policy(settings: BackendSettings) -> BaseChatModel:
     """The policy chat model the settings name."""
     settings.validate()
+    if settings.policy_factory:
+        return policy_from_factory(settings.policy_factory)
     if settings.policy_url:
         from langgraph_tpo.backends.vllm_server import vllm_chat_model
 
@@ -121,6 +159,8 @@ def build_policy(settings: BackendSettings) -> BaseChatModel:
 def build_reward(settings: BackendSettings, policy: BaseChatModel) -> BatchReward:
     """The reward the settings name; an LLM judge over ``policy`` when none is given."""
     settings.validate()
+    if settings.reward_factory:
+        return reward_from_factory(settings.reward_factory, policy)
     if settings.reward_url and not settings.judge:
         from langgraph_tpo.backends.vllm_server import VLLMServerReward
 
@@ -143,14 +183,7 @@ def build_reward(settings: BackendSettings, policy: BaseChatModel) -> BatchRewar
 
 
 def build_models(settings: BackendSettings | None = None) -> tuple[BaseChatModel, BatchReward]:
-    """The policy and the reward that ``settings`` (default: the environment) name.
-
-    ``TPO_FAKE_BACKENDS=1`` swaps in instant fake models; it exists for the test suite.
-    """
-    from langgraph_tpo.cli.testing_hooks import fake_backends_enabled, fake_policy, fake_reward
-
-    if fake_backends_enabled():
-        return fake_policy(), fake_reward()
+    """The policy and the reward that ``settings`` (default: the environment) name."""
     settings = settings or BackendSettings.from_env()
     policy = build_policy(settings)
     return policy, build_reward(settings, policy)

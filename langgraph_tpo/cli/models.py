@@ -13,7 +13,6 @@ from langgraph.types import RetryPolicy
 from langgraph_tpo.backends import factory
 from langgraph_tpo.backends.factory import BackendSettings
 from langgraph_tpo.backends.vllm_server import openai_api_url, server_root_url
-from langgraph_tpo.cli.testing_hooks import fake_backends_enabled
 from langgraph_tpo.errors import BackendUnavailableError
 from langgraph_tpo.reward import BatchReward
 
@@ -34,8 +33,6 @@ def describe_backends(settings: BackendSettings) -> dict[str, Any]:
         for k, v in settings.model_dump().items()
         if k not in SECRET_FIELDS and v
     }
-    if fake_backends_enabled():
-        values["fake"] = True
     return values or {"embedded": True}
 
 
@@ -64,8 +61,6 @@ def check_servers(settings: BackendSettings, retry: RetryPolicy | None) -> None:
     so a server still starting gets that long; any HTTP answer counts as reachable (model
     calls report HTTP errors themselves). No API key is sent.
     """
-    if fake_backends_enabled():
-        return
     for what, url in server_probes(settings):
         _probe(what, url, retry)
 

@@ -10,7 +10,7 @@ import pytest
 
 from langgraph_tpo.backends.causal_lm import LoadedModel, load_model
 from langgraph_tpo.errors import BackendUnavailableError
-from langgraph_tpo.testing.models import write_tiny_reward_model
+from testsupport.models import write_tiny_reward_model
 
 # Without the `local` extra (torch, transformers) only the model-free tests can run.
 if importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None:

@@ -14,8 +14,14 @@ import pytest
 from typer.testing import CliRunner
 
 from langgraph_tpo.cli import app
+from testsupport.fake_backends import fake_backend_env
 
 ROOT = Path(__file__).resolve().parents[2]
+# backend settings that would be combined with (and conflict with) the fake factories
+OTHER_BACKENDS = (
+    "TPO_POLICY_URL", "TPO_POLICY_PATH", "TPO_REWARD_URL", "TPO_REWARD_PATH", "TPO_JUDGE",
+    "TPO_API_KEY",
+)  # fmt: skip
 
 
 def tpo_command() -> list[str]:
@@ -38,9 +44,10 @@ def spawn(args: Sequence[str], env: dict[str, str], **kwargs: Any) -> subprocess
 
 @pytest.fixture
 def fake_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
-    """Fake backends for in-process runs; returns the env for subprocesses too."""
-    env = {"TPO_FAKE_BACKENDS": "1", "TPO_FAKE_LOG": str(tmp_path / "policy-calls.jsonl")}
-    for name in ("TPO_POLICY_URL", "TPO_REWARD_URL", "TPO_POLICY_PATH", "TPO_API_KEY"):
+    """Fake backends through the factory settings (``TPO_POLICY_FACTORY``,
+    ``TPO_REWARD_FACTORY``) for in-process runs; returns the env for subprocesses too."""
+    env = {**fake_backend_env(), "TPO_FAKE_LOG": str(tmp_path / "policy-calls.jsonl")}
+    for name in OTHER_BACKENDS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("TPO_FAKE_DELAY", raising=False)
     for name, value in env.items():

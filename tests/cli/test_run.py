@@ -162,7 +162,8 @@ def test_connection_failure_is_one_red_line_without_the_key(
 ) -> None:
     """A real OpenAI-compatible client against a closed port: no traceback, no key."""
     pytest.importorskip("langgraph_tpo.backends.judge")
-    monkeypatch.delenv("TPO_FAKE_BACKENDS", raising=False)
+    for name in ("TPO_POLICY_FACTORY", "TPO_REWARD_FACTORY"):
+        monkeypatch.delenv(name, raising=False)
     args = ["--policy-url", "http://127.0.0.1:9/v1", "--policy-model", "m", "--api-key", KEY]
     result = invoke(cli, ["run", QUERY, *args, "-n", "1", "-d", "0", "--retries", "0", "-q"])
     assert result.exit_code == 1

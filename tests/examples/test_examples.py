@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from testsupport.fake_backends import FAKE_FACTORIES, fake_backend_env
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-FAKE = {**os.environ, "TPO_FAKE_BACKENDS": "1"}
+FAKE = {**os.environ, **fake_backend_env()}
 
 
 def run_example(name: str, env: dict[str, str] = FAKE) -> str:
@@ -59,6 +61,6 @@ def test_studio_client_example(studio_url: str) -> None:
 
 @pytest.mark.slow
 def test_lcel_chain_example_on_the_embedded_default() -> None:
-    env = {k: v for k, v in os.environ.items() if k != "TPO_FAKE_BACKENDS"}
+    env = {k: v for k, v in os.environ.items() if k not in FAKE_FACTORIES}
     out = run_example("lcel_chain.py", env)
     assert len(out.strip().splitlines()) >= 4

@@ -8,7 +8,7 @@ running (served names from ``TPO_TEST_POLICY_MODEL``/``TPO_TEST_REWARD_MODEL``, 
 
 from __future__ import annotations
 
-from langgraph_tpo.testing.pair import POLICY_NAME, REWARD_NAME, ServerPair
+from testsupport.pair import POLICY_NAME, REWARD_NAME, ServerPair
 
 VLLMServers = ServerPair  # the name these tests use for the pair of servers
 __all__ = ["POLICY_NAME", "REWARD_NAME", "VLLMServers"]

@@ -15,8 +15,8 @@ from langgraph_tpo.backends.chat_template import render_batch_for_reward
 from langgraph_tpo.backends.vllm_server import VLLMServerReward, vllm_chat_model
 from langgraph_tpo.errors import BackendUnavailableError, RewardError
 from langgraph_tpo.reward import RewardPair
-from langgraph_tpo.testing import build_tiny_reward_model
-from langgraph_tpo.testing.servers import free_port
+from testsupport import build_tiny_reward_model
+from testsupport.servers import free_port
 
 if TYPE_CHECKING:
     from tests.integration.conftest import VLLMServers

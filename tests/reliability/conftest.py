@@ -23,7 +23,7 @@ from langgraph.types import RetryPolicy
 
 from langgraph_tpo.backends.vllm_server import VLLMServerReward, vllm_chat_model
 from langgraph_tpo.graph.builder import retry_transient
-from langgraph_tpo.testing import build_tiny_reward_model
+from testsupport import build_tiny_reward_model
 
 from .stub import StubServer
 
@@ -39,9 +39,9 @@ PATIENT = RetryPolicy(
     retry_on=retry_transient,
 )  # fmt: skip
 CLEAN_ENV = (
-    "TPO_FAKE_BACKENDS", "TPO_POLICY_URL", "TPO_POLICY_MODEL", "TPO_POLICY_PATH",
-    "TPO_REWARD_URL", "TPO_REWARD_MODEL", "TPO_REWARD_PATH", "TPO_JUDGE", "TPO_API_KEY",
-    "OPENAI_API_KEY", "LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2",
+    "TPO_POLICY_FACTORY", "TPO_REWARD_FACTORY", "TPO_POLICY_URL", "TPO_POLICY_MODEL",
+    "TPO_POLICY_PATH", "TPO_REWARD_URL", "TPO_REWARD_MODEL", "TPO_REWARD_PATH", "TPO_JUDGE",
+    "TPO_API_KEY", "OPENAI_API_KEY", "LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2",
 )  # fmt: skip
 
 

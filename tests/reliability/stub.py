@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from langgraph_tpo.testing.servers import free_port
+from testsupport.servers import free_port
 
 SCRIPT = Path(__file__).with_name("stub_server.py")
 READY_TIMEOUT_S = 20.0

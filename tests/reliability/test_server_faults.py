@@ -24,7 +24,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph_tpo import PolicyError, RewardError, TPOConfig, create_tpo_graph
 from langgraph_tpo.backends.vllm_server import vllm_chat_model
 from langgraph_tpo.errors import TPOError
-from langgraph_tpo.testing.servers import free_port
+from testsupport.servers import free_port
 
 from .conftest import (
     PATIENT,

@@ -24,9 +24,9 @@ from pydantic import Field
 from starlette.applications import Starlette
 
 from langgraph_tpo.fakes import FakeBatchReward, FakeNPolicy, prompt_kind
-from langgraph_tpo.testing.pair import ServerPair
-from langgraph_tpo.testing.servers import free_port
 from tests.cli.conftest import tpo_command
+from testsupport.pair import ServerPair
+from testsupport.servers import free_port
 
 # instant and deterministic: N=2, D=1 unless a request says otherwise
 SMALL = {"num_samples": 2, "max_iterations": 1, "max_tokens": 32}

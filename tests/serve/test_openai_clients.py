@@ -332,7 +332,7 @@ def test_client_disconnect_cancels_the_run(stream: bool) -> None:
 
 def dead_policy_app(**kwargs):
     from langgraph_tpo.backends.vllm_server import vllm_chat_model
-    from langgraph_tpo.testing.servers import free_port
+    from testsupport.servers import free_port
 
     dead = f"http://127.0.0.1:{free_port()}/v1"
     policy = vllm_chat_model(dead, "smollm2", api_key="sk-policy-secret-0123456789")

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from langgraph_tpo.cli import app
-from langgraph_tpo.testing.servers import free_port
 from tests.serve.helpers import tpo_serve
+from testsupport.servers import free_port
 
 KEY = "sk-backend-secret-9876543210"
 USER = [{"role": "user", "content": "Name a color."}]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from langgraph_sdk import get_client
 
+from testsupport.fake_backends import POLICY_FACTORY, REWARD_FACTORY
+
 pytestmark = pytest.mark.slow
 
 # Small enough for the embedded CPU default to answer in seconds.
@@ -24,6 +26,8 @@ async def test_studio_schema_shows_tpo_and_backend_fields(studio_url: str) -> No
         "policy_url",
         "reward_url",
         "review_gradient",
+        "policy_factory",
+        "reward_factory",
     ):
         assert name in fields
     assert "N: responses" in fields["num_samples"]["description"]
@@ -67,3 +71,21 @@ async def test_studio_review_gradient_interrupts_and_resumes(studio_url: str) ->
         context={**TINY, "review_gradient": True},
     )
     assert out["stop_reason"] == "human_stop"
+
+
+async def test_studio_run_on_models_named_by_factories(studio_url: str) -> None:
+    client = get_client(url=studio_url)
+    thread = await client.threads.create()
+    context = {
+        "num_samples": 2,
+        "max_iterations": 2,
+        "policy_factory": POLICY_FACTORY,
+        "reward_factory": REWARD_FACTORY,
+    }
+    out = await client.runs.wait(
+        thread["thread_id"], "tpo", input={"query": "Name a color."}, context=context
+    )
+    assert out["stop_reason"] == "max_iterations", out
+    assert out["response"].startswith("answer:")  # the fake policy's texts
+    assert len(out["candidates"]) == 6
+    assert out["score"] == float(len(out["response"].split()))  # the fake length reward

@@ -19,13 +19,13 @@ from pathlib import Path
 import httpx
 
 from langgraph_tpo.backends.vllm_server import server_root_url
-from langgraph_tpo.testing.models import (
+from testsupport.models import (
     build_smollm2_hf_dir,
     build_tiny_reward_model,
     default_cache_dir,
 )
-from langgraph_tpo.testing.servers import VLLMServer, parse_prometheus
-from langgraph_tpo.testing.vllm_env import ensure_vllm_venv
+from testsupport.servers import VLLMServer, parse_prometheus
+from testsupport.vllm_env import ensure_vllm_venv
 
 POLICY_NAME = "smollm2"
 REWARD_NAME = "tiny-rm"

@@ -6,15 +6,15 @@ Nothing here downloads model weights: the policy comes from the GGUF file shippe
 
 from __future__ import annotations
 
-from langgraph_tpo.testing.models import (
+from testsupport.models import (
     build_smollm2_hf_dir,
     build_tiny_reward_model,
     default_cache_dir,
     smollm2_gguf_path,
 )
-from langgraph_tpo.testing.pair import ServerPair, external_server_pair, start_server_pair
-from langgraph_tpo.testing.servers import VLLMServer
-from langgraph_tpo.testing.vllm_env import ensure_vllm_venv
+from testsupport.pair import ServerPair, external_server_pair, start_server_pair
+from testsupport.servers import VLLMServer
+from testsupport.vllm_env import ensure_vllm_venv
 
 __all__ = [
     "ServerPair",

