@@ -5,24 +5,16 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from testsupport.interrupts import interrupt_after
+
 from .conftest import invoke, policy_calls, prompts, read_jsonl, spawn, write_jsonl
 
 COUNT = 20
-
-
-def wait_for_lines(path: Path, count: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_bytes().count(b"\n") >= count:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{path} did not reach {count} lines in {timeout}s")
 
 
 def dataset(tmp_path: Path, with_ids: bool) -> Path:
@@ -54,18 +46,7 @@ def test_kill_mid_run_then_rerun_resumes(
     args = ["eval", str(data), "-o", str(out), "-n", "2", "-d", "1", "-c", "3"]
     first_log = tmp_path / "first-run-calls.jsonl"
     proc = spawn(args, {**fake_env, "TPO_FAKE_DELAY": "0.1", "TPO_FAKE_LOG": str(first_log)})
-    try:
-        wait_for_lines(out, 3)
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    if sig == signal.SIGKILL:
-        assert proc.returncode == -signal.SIGKILL
-    else:
-        assert proc.returncode == 128 + sig, err
-        assert f"interrupted by {sig.name}" in err and "rerun the same command to resume" in err
-        assert "Traceback" not in err
+    err = interrupt_after(proc, out, 3, sig)
     first = read_jsonl(out)  # whole lines only, even after SIGKILL
     assert 3 <= len(first) < COUNT
     assert len({x["prompt"] for x in first}) == len(first)

@@ -6,26 +6,18 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from testsupport.interrupts import interrupt_after
 
 from .conftest import POLICY_MODEL, questions, read_jsonl, spawn, write_prompts
 from .stub import StubServer
 
 COUNT = 16
 SLOW_CHAT = {"faults": [{"path": "chat", "action": "delay", "seconds": 0.15, "times": None}]}
-
-
-def wait_for_lines(path: Path, count: int, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_bytes().count(b"\n") >= count:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{path} did not reach {count} lines in {timeout}s")
 
 
 @pytest.mark.parametrize(
@@ -40,20 +32,10 @@ def test_interrupted_eval_keeps_valid_jsonl_and_the_rerun_finishes(
     args = ["eval", str(data), "-o", str(out), "-c", "3", "-n", "2", "-d", "1",
             "--policy-url", policy.openai_url, "--policy-model", POLICY_MODEL]  # fmt: skip
 
-    proc = spawn(args)
-    try:
-        wait_for_lines(out, 3)
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
+    interrupt_after(spawn(args), out, 3, sig)
     if sig == signal.SIGKILL:
-        assert proc.returncode == -signal.SIGKILL
         with out.open("ab") as handle:  # a crash in the middle of writing a line
             handle.write(b'{"key": "tpo/id/p99", "prompt": "torn')
-    else:
-        assert proc.returncode == 128 + sig, err
-        assert f"interrupted by {sig.name}" in err and "Traceback" not in err
     first = read_jsonl(out) if sig != signal.SIGKILL else _whole_lines(out)
     assert 3 <= len(first) < COUNT and len({x["id"] for x in first}) == len(first)
 
