@@ -83,6 +83,12 @@ def prompts(count: int) -> list[str]:
     return [f"Question {i}: how do I do thing number {i}?" for i in range(count)]
 
 
+def prompt_list(path: Path, count: int) -> Path:
+    """A dataset of ``count`` prompts as a JSON list of strings (the TPO repo's format)."""
+    path.write_text(json.dumps(prompts(count), indent=2))
+    return path
+
+
 def write_jsonl(path: Path, records: list[Any]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     return path

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from langgraph_tpo.cli.data import load_prompts
 from langgraph_tpo.cli.results import ResultsError, ResultsWriter, read_results
 
-from .conftest import invoke, policy_calls, prompts, read_jsonl, write_jsonl
+from .conftest import invoke, policy_calls, prompt_list, prompts, read_jsonl, write_jsonl
 
 
 def run_eval(cli: CliRunner, data: Path, out: Path, *args: str):  # noqa: ANN201
@@ -93,8 +93,7 @@ def test_results_lines_record_everything(
 def test_compare_runs_bon_at_the_same_sample_budget(
     cli: CliRunner, fake_env: dict[str, str], tmp_path: Path
 ) -> None:
-    data = tmp_path / "d.json"
-    data.write_text(json.dumps(prompts(3)))
+    data = prompt_list(tmp_path / "d.json", 3)
     out = tmp_path / "results.jsonl"
     args = ["eval", str(data), "-o", str(out), "-n", "3", "-d", "2", "--compare", "tpo,bon"]
     result = invoke(cli, args)
@@ -120,8 +119,7 @@ def test_compare_runs_bon_at_the_same_sample_budget(
 def test_bad_compare_is_one_red_line(
     cli: CliRunner, fake_env: dict[str, str], tmp_path: Path, args: list[str], message: str
 ) -> None:
-    data = tmp_path / "d.json"
-    data.write_text(json.dumps(prompts(2)))
+    data = prompt_list(tmp_path / "d.json", 2)
     result = run_eval(cli, data, tmp_path / "r.jsonl", *args)
     assert result.exit_code == 1 and message in result.stderr
 
@@ -129,8 +127,7 @@ def test_bad_compare_is_one_red_line(
 def test_rerun_skips_finished_prompts_and_drops_a_truncated_last_line(
     cli: CliRunner, fake_env: dict[str, str], tmp_path: Path
 ) -> None:
-    data = tmp_path / "d.json"
-    data.write_text(json.dumps(prompts(6)))
+    data = prompt_list(tmp_path / "d.json", 6)
     out = tmp_path / "results.jsonl"
     assert run_eval(cli, data, out, "--limit", "4").exit_code == 0
     first = read_jsonl(out)
@@ -168,8 +165,7 @@ def test_ids_match_across_reruns_even_when_text_changes(
 def test_changed_settings_are_noted_on_resume(
     cli: CliRunner, fake_env: dict[str, str], tmp_path: Path
 ) -> None:
-    data = tmp_path / "d.json"
-    data.write_text(json.dumps(prompts(2)))
+    data = prompt_list(tmp_path / "d.json", 2)
     out = tmp_path / "results.jsonl"
     assert run_eval(cli, data, out).exit_code == 0
     result = invoke(cli, ["eval", str(data), "-o", str(out), "-n", "3"])
@@ -195,8 +191,7 @@ def test_concurrency_bounds_the_prompts_in_flight(
     cli: CliRunner, fake_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TPO_FAKE_DELAY", "0.05")
-    data = tmp_path / "d.json"
-    data.write_text(json.dumps(prompts(8)))
+    data = prompt_list(tmp_path / "d.json", 8)
     result = run_eval(cli, data, tmp_path / "r.jsonl", "--concurrency", "3")
     assert result.exit_code == 0, result.output
     in_flight = [c["in_flight"] for c in policy_calls(Path(fake_env["TPO_FAKE_LOG"]))]

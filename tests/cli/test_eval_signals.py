@@ -3,7 +3,6 @@ once, valid JSONL throughout, and no model work for the prompts already finished
 
 from __future__ import annotations
 
-import json
 import signal
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from typer.testing import CliRunner
 
 from testsupport.interrupts import interrupt_after
 
-from .conftest import invoke, policy_calls, prompts, read_jsonl, spawn, write_jsonl
+from .conftest import invoke, policy_calls, prompt_list, prompts, read_jsonl, spawn, write_jsonl
 
 COUNT = 20
 
@@ -24,8 +23,7 @@ def dataset(tmp_path: Path, with_ids: bool) -> Path:
             tmp_path / "data.jsonl",
             [{"id": f"p{i}", "prompt": p} for i, p in enumerate(prompts(COUNT))],
         )
-    data = tmp_path / "data.json"
-    data.write_text(json.dumps(prompts(COUNT), indent=2))
+    data = prompt_list(tmp_path / "data.json", COUNT)
     return data
 
 

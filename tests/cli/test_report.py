@@ -13,14 +13,13 @@ from typer.testing import CliRunner
 
 from langgraph_tpo.cli.report import by_method, load_lines, make_curves, plot_curves
 
-from .conftest import invoke, prompts, read_jsonl
+from .conftest import invoke, prompt_list, read_jsonl
 
 
 @pytest.fixture
 def results(cli: CliRunner, fake_env: dict[str, str], tmp_path: Path) -> Path:
     """tpo vs budget-matched bon on 8 prompts, D=2, with a partial line being written."""
-    data = tmp_path / "d.json"
-    data.write_text(json.dumps(prompts(8)))
+    data = prompt_list(tmp_path / "d.json", 8)
     out = tmp_path / "results.jsonl"
     args = ["eval", str(data), "-o", str(out), "-n", "3", "-d", "2", "--compare", "tpo,bon"]
     assert invoke(cli, args).exit_code == 0
