@@ -39,9 +39,12 @@ def machine() -> dict[str, Any]:
 
 
 def write_json(name: str, payload: dict[str, Any], out: Path | None = None) -> Path:
+    """Write the results (with the machine's description) to ``out`` or
+    ``results/NAME.json`` and say where."""
     path = out or RESULTS_DIR / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"machine": machine(), **payload}, indent=2))
+    print(f"wrote {path}")
     return path
 
 

@@ -312,7 +312,7 @@ def main() -> None:
     markdown = report(load, samplings, run)
     after = contention()
     print(f"contention: before {before}, after {after}")
-    path = write_json(
+    write_json(
         "cpu_backend",
         {
             "settings": {"n": N, "max_tokens": args.max_tokens, "repeats": args.repeats,
@@ -326,7 +326,6 @@ def main() -> None:
         },
         args.out,
     )  # fmt: skip
-    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -263,7 +263,7 @@ def main() -> None:
         "servers_started_here": started_here,
         "cold_prefix_cache": all(lv.cold_prefix_cache for lv in levels),
     }  # fmt: skip
-    path = write_json(
+    write_json(
         "dataset_throughput",
         {
             "settings": settings,
@@ -274,7 +274,6 @@ def main() -> None:
         },
         args.out,
     )
-    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -136,7 +136,7 @@ def main() -> None:
     )
     target = ms["tpo"] / ms["floor"] <= 2.0
     print(f"target (TPO without checkpointer <= 2x floor, best of): {verdict(target)}")
-    path = write_json(
+    write_json(
         "graph_overhead",
         {
             "n": N,
@@ -152,7 +152,6 @@ def main() -> None:
         },
         args.out,
     )
-    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -197,7 +197,7 @@ def main() -> None:
         "d": args.max_iterations, "max_tokens": args.max_tokens, "seed": args.seed,
         "rounds": args.rounds, "servers_started_here": started_here,
     }  # fmt: skip
-    path = write_json(
+    write_json(
         "prompt_economy",
         {
             "settings": settings,
@@ -210,7 +210,6 @@ def main() -> None:
         },
         args.out,
     )  # fmt: skip
-    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

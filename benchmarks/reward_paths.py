@@ -165,13 +165,12 @@ def main() -> None:
         "n": args.num_samples,
         "server_started_here": not args.reward_url,
     }
-    path = write_json(
+    write_json(
         "reward_paths",
         {"settings": settings, "contention": {"before": before, "after": after}, "results": result,
          "markdown": markdown},
         args.out,
     )  # fmt: skip
-    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

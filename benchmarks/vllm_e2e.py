@@ -199,7 +199,7 @@ def main() -> None:
     result = report(levels, args)
     after = contention()
     print(f"contention: before {before}, after {after}")
-    path = write_json(
+    write_json(
         "vllm_e2e",
         {
             "settings": {
@@ -213,7 +213,6 @@ def main() -> None:
         },
         args.out,
     )  # fmt: skip
-    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
