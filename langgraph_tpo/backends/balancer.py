@@ -137,54 +137,34 @@ class Balancer:
             backoff = self.initial_backoff_s * 2 ** (endpoint.consecutive_failures - 1)
             endpoint.set_aside_until = self._clock() + min(backoff, self.max_backoff_s)
 
-    def _settle(
-        self,
-        endpoint: Endpoint,
-        exc: BaseException,
-        server_failed: Callable[[BaseException], bool],
-        tried: int,
-    ) -> bool:
-        """Record a failed request; True when it should go to another server."""
-        at_fault = isinstance(exc, Exception) and server_failed(exc)
-        self.done(endpoint, failed=True if at_fault else None)
-        return at_fault and tried < len(self.endpoints)
+    def attempts(self, server_failed: Callable[[BaseException], bool]) -> Iterator[Attempt]:
+        """One :class:`Attempt` per server, best first, each server at most once: use each
+        as ``with attempt: return send(attempt.url)``. A failure the server is at fault
+        for (``server_failed(exc)``) moves on to the next server; any other error, or the
+        last server's failure, is raised."""
+        tried: list[Endpoint] = []
+        while (endpoint := self.pick(exclude=tried)) is not None:
+            tried.append(endpoint)
+            yield Attempt(self, endpoint, server_failed, last=len(tried) == len(self.endpoints))
 
     async def call(
         self,
         send: Callable[[str], Awaitable[T]],
         server_failed: Callable[[BaseException], bool],
     ) -> T:
-        """``await send(url)`` on the best server; when it fails and ``server_failed(exc)``
-        says the server is at fault, again on the next best one, each server at most once.
-        Any other error, or the last server's failure, is raised."""
-        tried: list[Endpoint] = []
-        while (endpoint := self.pick(exclude=tried)) is not None:
-            tried.append(endpoint)
-            try:
-                result = await send(endpoint.url)
-            except BaseException as exc:
-                if not self._settle(endpoint, exc, server_failed, len(tried)):
-                    raise
-                continue
-            self.done(endpoint, failed=False)
-            return result
+        """``await send(url)`` on the best server, then on the next ones (:meth:`attempts`)."""
+        for attempt in self.attempts(server_failed):
+            with attempt:
+                return await send(attempt.url)
         raise AssertionError("unreachable: the last server's failure is raised")
 
     def call_sync(
         self, send: Callable[[str], T], server_failed: Callable[[BaseException], bool]
     ) -> T:
         """:meth:`call` for a blocking ``send``."""
-        tried: list[Endpoint] = []
-        while (endpoint := self.pick(exclude=tried)) is not None:
-            tried.append(endpoint)
-            try:
-                result = send(endpoint.url)
-            except BaseException as exc:
-                if not self._settle(endpoint, exc, server_failed, len(tried)):
-                    raise
-                continue
-            self.done(endpoint, failed=False)
-            return result
+        for attempt in self.attempts(server_failed):
+            with attempt:
+                return send(attempt.url)
         raise AssertionError("unreachable: the last server's failure is raised")
 
     def stats(self) -> dict[str, dict[str, Any]]:
@@ -199,3 +179,29 @@ class Balancer:
                 }
                 for e in self.endpoints
             }
+
+
+@dataclass
+class Attempt:
+    """One request to one server: records how it ended, and on leaving the ``with`` block
+    swallows a failure the next server should retry."""
+
+    balancer: Balancer
+    endpoint: Endpoint
+    server_failed: Callable[[BaseException], bool]
+    last: bool
+
+    @property
+    def url(self) -> str:
+        return self.endpoint.url
+
+    def __enter__(self) -> Attempt:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _: Any) -> bool:
+        if exc is None:
+            self.balancer.done(self.endpoint, failed=False)
+            return False
+        at_fault = isinstance(exc, Exception) and self.server_failed(exc)
+        self.balancer.done(self.endpoint, failed=True if at_fault else None)
+        return at_fault and not self.last  # True: try the next server
