@@ -48,6 +48,16 @@ class Generations:
     usage: Usage = field(default_factory=Usage)
 
 
+def sum_token_usage(llm_outputs: Sequence[dict | None]) -> dict:
+    """``token_usage`` summed over the prompts of one ``generate`` call (a chat model's
+    ``_combine_llm_outputs``)."""
+    total: dict[str, int] = {}
+    for output in llm_outputs:
+        for key, value in ((output or {}).get("token_usage") or {}).items():
+            total[key] = total.get(key, 0) + value
+    return {"token_usage": total}
+
+
 def supports_n(policy: BaseChatModel) -> bool:
     """True when the chat model draws ``n`` samples in one request (e.g. ChatOpenAI)."""
     return "n" in type(policy).model_fields

@@ -14,6 +14,7 @@ would let run code there.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 
 from langgraph.graph.state import CompiledStateGraph
@@ -71,5 +72,10 @@ def make_graph(runtime: ServerRuntime) -> CompiledStateGraph:
     context = getattr(runtime, "context", None) or {}
     if not isinstance(context, dict):
         context = context.model_dump(exclude_unset=True)
-    chosen = tuple(sorted((k, context[k]) for k in BACKEND_FIELDS if context.get(k)))
+    chosen = tuple(sorted((k, _frozen(context[k])) for k in BACKEND_FIELDS if context.get(k)))
     return graph_for(chosen)
+
+
+def _frozen(value: object) -> object:
+    """A hashable stand-in for a setting's value (engine args: their JSON text)."""
+    return json.dumps(value, sort_keys=True) if isinstance(value, dict) else value

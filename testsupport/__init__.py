@@ -14,7 +14,7 @@ from testsupport.models import (
 )
 from testsupport.pair import ServerPair, external_server_pair, start_server_pair
 from testsupport.servers import VLLMServer
-from testsupport.vllm_env import ensure_vllm_venv
+from testsupport.vllm_env import ensure_tpo_vllm_venv, ensure_vllm_venv
 
 __all__ = [
     "ServerPair",
@@ -22,6 +22,7 @@ __all__ = [
     "build_smollm2_hf_dir",
     "build_tiny_reward_model",
     "default_cache_dir",
+    "ensure_tpo_vllm_venv",
     "ensure_vllm_venv",
     "external_server_pair",
     "smollm2_gguf_path",

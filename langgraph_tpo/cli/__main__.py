@@ -2,4 +2,5 @@
 
 from langgraph_tpo.cli.app import app
 
-app(prog_name="tpo")
+if __name__ == "__main__":  # in-process vLLM spawns its engine core, which imports __main__
+    app(prog_name="tpo")

@@ -104,3 +104,23 @@ def test_reward_paths_counts_requests_per_step(vllm_servers: VLLMServers, tmp_pa
     assert paths["batched"]["requests_per_step"] == 1
     assert paths["messages"]["requests_per_step"] == 3  # one per candidate
     assert all(len(paths[p]["step_ms"]) == 2 for p in ("batched", "messages"))
+
+
+def test_in_process_vllm_runs_alone_and_at_once_send_the_same_requests(tmp_path: Path) -> None:
+    runs, n, d = 2, 2, 1
+    result = run_benchmark(
+        "vllm_inprocess", tmp_path / "inprocess.json",
+        "--runs", str(runs), "-n", str(n), "-d", str(d), "--max-tokens", "8", "--rounds", "1",
+        timeout=1500,
+    )  # fmt: skip
+
+    (measured,) = result["rounds"]
+    for phase in ("alone", "together"):
+        assert measured[phase]["requests"] == runs * (1 + 3 * d)
+        assert measured[phase]["sequences"] == runs * (n + d * (2 + n))
+        assert measured[phase]["generation_tokens"] > 0
+    summary = result["summary"]
+    assert summary["one_run_s"] == pytest.approx(measured["alone"]["wall_s"] / runs)
+    assert summary["ratio_together_vs_one"] == pytest.approx(
+        measured["together"]["wall_s"] / summary["one_run_s"]
+    )
