@@ -30,7 +30,13 @@ class PolicyError(TPOError):
 
 
 class BackendUnavailableError(TPOError):
-    """A model backend cannot be reached or loaded; the message says what was tried."""
+    """A model backend cannot be reached or loaded; the message says what was tried.
+
+    Not transient unless marked so: a path that does not exist or a directory without
+    model files stays wrong however often it is retried. A server that cannot be reached
+    is raised as a transient subclass (``RewardServerUnavailableError``) or with the
+    connection error as its cause.
+    """
 
 
 class ContextTooLongError(PolicyError):
@@ -70,17 +76,33 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
+def transient_status(status: int) -> bool:
+    """HTTP statuses worth retrying: 408, 429 and 5xx (overloaded, restarting, gateway).
+
+    400, 401, 403, 404 and 422 (a bad request, a wrong key or model name) are answered
+    the same way every time.
+    """
+    return status in (408, 429) or status >= 500
+
+
 def is_transient(exc: BaseException) -> bool:
-    """A failure worth retrying: connection refused/reset, timeouts, HTTP 429 and 5xx."""
+    """A failure worth retrying: connection refused/reset, timeouts, HTTP 408/429/5xx, or an
+    error of ours marked ``transient`` (anywhere in the cause chain).
+
+    Everything else is permanent and reported at once: a missing file or model directory,
+    HTTP 400/401/404, a wrong type.
+    """
     for err in _chain(exc):
-        if isinstance(err, ConnectionError | TimeoutError | BackendUnavailableError):
+        if isinstance(err, ConnectionError | TimeoutError):
+            return True
+        if isinstance(err, TPOError) and err.transient:
             return True
         if type(err).__name__ in _TRANSIENT_NAMES:
             return True
         status = getattr(err, "status_code", None) or getattr(
             getattr(err, "response", None), "status_code", None
         )
-        if isinstance(status, int) and (status == 429 or status >= 500):
+        if isinstance(status, int) and transient_status(status):
             return True
     return False
 

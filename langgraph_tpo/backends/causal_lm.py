@@ -20,6 +20,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from langgraph_tpo.backends.disk_cache import build_cached_dir, default_cache_dir
+from langgraph_tpo.backends.model_files import (
+    is_local,
+    looks_like_hub_id,
+    no_model_files_reason,
+    no_tokenizer_reason,
+)
 from langgraph_tpo.errors import BackendUnavailableError
 
 DEFAULT_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -91,6 +97,8 @@ class _Attempts:
         self.failures.append((place, reason))
 
     def error(self, what: str, hint: str) -> BackendUnavailableError:
+        if len(self.failures) == 1:  # one place tried: one line, no list
+            return BackendUnavailableError(f"could not load {what}: {self.failures[0][1]}")
         lines = [f"could not find {what}; tried, in order:"]
         lines += [f"  {i}. {place}: {why}" for i, (place, why) in enumerate(self.failures, 1)]
         lines.append(hint)
@@ -118,17 +126,19 @@ def _from_local_path(path: str, attempts: _Attempts) -> ModelSource | None:
             return None
         return _checked_gguf("local_gguf", p.resolve(), place, attempts)
     if not p.is_dir():
-        attempts.fail(place, "does not exist")
+        attempts.fail(place, "path does not exist")
         return None
-    if (p / "config.json").is_file():
-        return ModelSource(kind="local_dir", location=str(p.resolve()))
     ggufs = sorted(p.glob("*.gguf"))
+    if (p / "config.json").is_file() or not ggufs:
+        reason = no_model_files_reason(p) or no_tokenizer_reason(p)
+        if reason:
+            attempts.fail(place, reason)
+            return None
+        return ModelSource(kind="local_dir", location=str(p.resolve()))
     if len(ggufs) == 1:
         return _checked_gguf("local_gguf", ggufs[0].resolve(), place, attempts)
-    reason = "directory has no config.json and no .gguf file"
-    if ggufs:
-        reason = f"directory has several .gguf files ({', '.join(g.name for g in ggufs)}); name one"
-    attempts.fail(place, reason)
+    names = ", ".join(g.name for g in ggufs)
+    attempts.fail(place, f"directory has several .gguf files ({names}); name one")
     return None
 
 
@@ -208,11 +218,6 @@ def _from_hub(repo_id: str, attempts: _Attempts) -> ModelSource | None:
     return ModelSource(kind="hub", location=repo_id)
 
 
-def _looks_like_hub_id(path: str) -> bool:
-    parts = path.split("/")
-    return len(parts) == 2 and all(parts) and not path.startswith((".", "~"))
-
-
 def resolve_model_source(path: str | None = None) -> ModelSource:
     """Where to load a causal LM from, or :class:`BackendUnavailableError` listing every try.
 
@@ -224,12 +229,12 @@ def resolve_model_source(path: str | None = None) -> ModelSource:
     attempts = _Attempts()
     if path is not None:
         source = _from_local_path(path, attempts)
-        if source is None and _looks_like_hub_id(path) and not Path(path).exists():
+        if source is None and looks_like_hub_id(path) and not Path(path).exists():
             source = _from_hub(path, attempts)
         if source is None:
             raise attempts.error(
                 f"the model {path!r}",
-                "Pass a model directory (with config.json), a .gguf file, or a hub id.",
+                "Pass a model directory (config.json and weights), a .gguf file, or a hub id.",
             )
         return source
     source = _from_package(attempts) or _from_hub(DEFAULT_HUB_ID, attempts)
@@ -240,6 +245,21 @@ def resolve_model_source(path: str | None = None) -> ModelSource:
             "model directory or .gguf file, or make the Hugging Face hub reachable.",
         )
     return source
+
+
+def check_model_path(path: str | None) -> None:
+    """Fail now, in plain words, when ``path`` is a local path that holds no loadable model.
+
+    Hub ids (``owner/name`` with no such local path) are left for loading time: finding
+    them may need the network. Called when a backend is built, so a wrong path is reported
+    before any node runs (and is never retried).
+    """
+    if path is None:
+        return
+    if is_local(path):
+        with _CACHE_LOCK:
+            if path not in _SOURCES:
+                _SOURCES[path] = resolve_model_source(path)
 
 
 def _available_cpus() -> int:

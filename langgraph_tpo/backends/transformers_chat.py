@@ -20,8 +20,9 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackMana
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ChatMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import model_validator
 
-from langgraph_tpo.backends.causal_lm import LoadedModel, load_model
+from langgraph_tpo.backends.causal_lm import LoadedModel, check_model_path, load_model
 from langgraph_tpo.backends.nucleus import TemperatureTopP
 from langgraph_tpo.errors import ConfigError, PolicyError
 from langgraph_tpo.policy import sum_token_usage
@@ -130,7 +131,9 @@ class TransformersChatModel(BaseChatModel):
     ``logprobs`` as ``{"content": [{"token", "logprob", "bytes", "top_logprobs"}, ...]}``.
     Logprobs are the model's raw distribution (before temperature / top-p), as vLLM reports.
     The model is loaded on first use through :func:`causal_lm.load_model`, so every instance
-    with the same ``model_path`` shares one model and one generate lock.
+    with the same ``model_path`` shares one model and one generate lock; a local
+    ``model_path`` that does not exist or holds no model files is a
+    :class:`BackendUnavailableError` at construction.
     """
 
     model_path: str | None = None
@@ -141,6 +144,12 @@ class TransformersChatModel(BaseChatModel):
     seed: int | None = None
     logprobs: bool = False
     top_logprobs: int = 0
+
+    @model_validator(mode="after")
+    def _model_path_exists(self) -> TransformersChatModel:
+        """A local ``model_path`` that holds no model fails here, not at the first call."""
+        check_model_path(self.model_path)
+        return self
 
     @property
     def _llm_type(self) -> str:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from langgraph_tpo.backends.chat_template import render_batch_for_reward
+from langgraph_tpo.backends.model_files import check_model_dir, check_tokenizer_dir, is_local
 from langgraph_tpo.errors import BackendUnavailableError, ConfigError, RewardError
 from langgraph_tpo.reward import RewardPair, check_scores
 
@@ -27,6 +28,8 @@ class TransformersReward:
     kept. The score is read at each row's last real token even when that token is the pad
     token (Llama-3 templates end with ``<|eot_id|>``, which is also their usual padding):
     see :func:`_padding_id`.
+    A local ``model_path`` (or ``tokenizer_path``) that does not exist or lacks the model's
+    files is a :class:`BackendUnavailableError` at construction, never retried.
     """
 
     def __init__(
@@ -41,6 +44,7 @@ class TransformersReward:
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        _check_paths(model_path, tokenizer_path)
         self.model_path = model_path
         self.tokenizer_path = tokenizer_path or model_path
         self.batch_size = batch_size
@@ -88,6 +92,17 @@ class TransformersReward:
         if self.max_length is not None and len(ids) > self.max_length:
             ids = ids[-self.max_length :]
         return ids
+
+
+def _check_paths(model_path: str, tokenizer_path: str | None) -> None:
+    """Local paths that do not hold the model (or tokenizer) fail now, naming what is missing.
+
+    Hub ids (``owner/name`` with no such local path) are left to ``from_pretrained``.
+    """
+    if is_local(model_path):
+        check_model_dir("reward model", model_path, tokenizer=tokenizer_path is None)
+    if tokenizer_path is not None and is_local(tokenizer_path):
+        check_tokenizer_dir("reward tokenizer", tokenizer_path)
 
 
 DTYPES = ("float32", "bfloat16", "float16")

@@ -32,6 +32,7 @@ from langgraph_tpo.errors import (
     ConfigError,
     RewardError,
     redact,
+    transient_status,
 )
 from langgraph_tpo.reward import RewardPair
 
@@ -49,11 +50,6 @@ def http_timeout(timeout: float, connect: float = CONNECT_TIMEOUT_S) -> httpx.Ti
 def openai_timeout(timeout: float, connect: float = CONNECT_TIMEOUT_S) -> Any:
     """:func:`http_timeout` as the OpenAI SDK's own ``Timeout`` class (httpx or httpx2)."""
     return openai.Timeout(timeout, connect=min(connect, timeout))
-
-
-def transient_status(status: int) -> bool:
-    """HTTP statuses worth retrying: 408, 429 and 5xx (overloaded, restarting, gateway)."""
-    return status in (408, 429) or status >= 500
 
 
 class RewardServerUnavailableError(BackendUnavailableError, RewardError):

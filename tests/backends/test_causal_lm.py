@@ -51,7 +51,8 @@ def test_explicit_gguf_file_and_directory(tmp_path: Path) -> None:
     assert resolve_model_source(str(gguf)) == ModelSource(
         "local_gguf", str(gguf.resolve().parent), gguf.name
     )
-    (tmp_path / "config.json").write_text("{}")
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        (tmp_path / name).write_text("{}")
     assert resolve_model_source(str(tmp_path)) == ModelSource("local_dir", str(tmp_path))
 
 
@@ -68,8 +69,19 @@ def test_explicit_path_never_falls_back(tmp_path: Path) -> None:
     with pytest.raises(BackendUnavailableError) as info:
         resolve_model_source(str(missing))
     message = str(info.value)
-    assert f"local path {str(missing)!r}: does not exist" in message
-    assert "  2. " not in message  # the default model was not tried instead
+    assert message == f"could not load the model {str(missing)!r}: path does not exist"
+    # the default model was not tried instead
+
+
+def test_directory_without_model_files_says_which(tmp_path: Path) -> None:
+    with pytest.raises(BackendUnavailableError, match="no model files in"):
+        resolve_model_source(str(tmp_path))
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(BackendUnavailableError, match="no model weights in"):
+        resolve_model_source(str(tmp_path))
+    (tmp_path / "model.safetensors").write_text("{}")
+    with pytest.raises(BackendUnavailableError, match="no tokenizer in"):
+        resolve_model_source(str(tmp_path))
 
 
 def test_hub_cache_comes_after_the_package(
@@ -127,12 +139,14 @@ def test_explicit_hub_id_is_tried_on_the_hub(
     with pytest.raises(BackendUnavailableError) as info:
         resolve_model_source("someone/some-model")
     message = str(info.value)
-    assert "local path 'someone/some-model': does not exist" in message
+    assert "local path 'someone/some-model': path does not exist" in message
     assert "Hugging Face hub id 'someone/some-model'" in message
 
 
 def test_unloadable_source_raises_backend_unavailable(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text('{"model_type": "not-a-model"}')
+    (tmp_path / "model.safetensors").write_text("{}")
+    (tmp_path / "tokenizer.json").write_text("{}")
     with pytest.raises(BackendUnavailableError, match="could not load it"):
         load_model(str(tmp_path))
 

@@ -163,7 +163,7 @@ def test_multi_label_model_is_rejected(
 
 
 def test_missing_model_is_backend_unavailable(tmp_path: Path) -> None:
-    with pytest.raises(BackendUnavailableError, match="could not load reward model"):
-        TransformersReward(str(tmp_path / "missing")).score_batch(PAIRS[:1])
+    with pytest.raises(BackendUnavailableError, match="path does not exist"):
+        TransformersReward(str(tmp_path / "missing"))
     with pytest.raises(ConfigError):
         TransformersReward(str(tmp_path), batch_size=0)
