@@ -32,7 +32,7 @@ ENV_PREFIX = "TPO_"
 class TPOConfig(BaseModel):
     """Settings of a TPO run. Paper defaults: N=5, D=2, temperature 0.7, top_p 0.95."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
 
     num_samples: int = Field(
         5, ge=1, description="N: responses drawn by `sample` and by each `update`."
@@ -75,6 +75,16 @@ class TPOConfig(BaseModel):
         description="Pause after textual_gradient for a human to accept, edit or stop "
         "(LangGraph interrupt; needs a checkpointer).",
     )
+
+    def __init__(self, **values: Any) -> None:
+        """Validate ``values`` strictly: a value that is not what its field says (the string
+        ``"0"`` or ``True`` for a count) is a :class:`ConfigError` naming the field. Ints
+        are accepted for float fields and None for optional ones. LangGraph builds a run's
+        context this way, so a bad ``context={...}`` fails before any node runs."""
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc)) from exc
 
     @field_validator("score_threshold")
     @classmethod

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
+import numbers
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
@@ -78,8 +79,9 @@ class CallableReward:
 class RunnableReward:
     """Adapts a LangChain runnable to :class:`BatchReward` with one ``abatch`` call.
 
-    The runnable receives ``{"query", "response", "conversation"}`` and returns a number
-    (or an object with a ``score`` key or attribute).
+    The runnable receives ``{"query", "response", "conversation"}`` and returns a real
+    number (or a dict or object with a numeric ``score``); a string such as ``"7"`` (what a
+    chat model answers) is not a score: parse it in the runnable.
     """
 
     def __init__(self, runnable: Runnable) -> None:
@@ -91,17 +93,18 @@ class RunnableReward:
         return [_as_number(o) for o in outputs]
 
 
-def _as_number(value: Any) -> float:
+def _as_number(value: Any) -> Any:
+    """The score inside a runnable's output (checked by :func:`check_scores`)."""
     if isinstance(value, dict) and "score" in value:
-        value = value["score"]
-    elif hasattr(value, "score"):
-        value = value.score
-    elif hasattr(value, "content"):
-        value = value.content
-    try:
-        return float(value)
-    except (TypeError, ValueError) as exc:
-        raise RewardError(f"reward runnable returned {value!r}, not a number") from exc
+        return value["score"]
+    if hasattr(value, "score"):
+        return value.score
+    return value
+
+
+def is_real_number(value: Any) -> bool:
+    """An int or float (numpy's included), not a bool, a string or None."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | str)
 
 
 def as_batch_reward(reward: BatchReward | Runnable | ScoreFn) -> BatchReward:
@@ -124,15 +127,13 @@ def check_scores(scores: Sequence[Any], responses: Sequence[str]) -> list[float]
         raise RewardError(f"reward returned {len(scores)} scores for {len(responses)} candidates")
     checked: list[float] = []
     for index, (score, response) in enumerate(zip(scores, responses, strict=True)):
-        try:
-            value = float(score)
-        except (TypeError, ValueError):
-            value = math.nan
+        value = float(score) if is_real_number(score) else math.nan
         if not math.isfinite(value):
             preview = response[:80].replace("\n", " ")
             raise RewardError(
-                f"reward returned {score!r} for candidate {index} ({preview!r}); "
-                "scores must be finite numbers"
+                f"reward returned {score!r} ({type(score).__name__}) for candidate {index} "
+                f"({preview!r}); scores must be finite real numbers (int or float, not str, "
+                "bool or None)"
             )
         checked.append(value)
     return checked

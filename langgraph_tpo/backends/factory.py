@@ -84,7 +84,7 @@ class BackendSettings(BaseModel):
     judge: bool = Field(
         False,
         description="Score with the policy as an LLM judge (the default when no reward model "
-        "is given).",
+        "is given; not together with reward_url, reward_path or reward_factory).",
     )
     policy_factory: str | None = Field(
         None,
@@ -131,6 +131,16 @@ class BackendSettings(BaseModel):
         return not (self.policy_url or self.policy_path or self.policy_factory)
 
     def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the setting that is wrong or conflicts."""
+        conflicting = [
+            name for name in ("reward_url", "reward_path", "reward_factory") if getattr(self, name)
+        ]
+        if self.judge and conflicting:
+            flags = " and ".join(f"--{name.replace('_', '-')}" for name in conflicting)
+            raise ConfigError(
+                f"judge conflicts with {' and '.join(conflicting)} ({flags}): the judge scores "
+                "with the policy, a reward model scores with that model; choose one"
+            )
         self._validate_engine()
         for name in ("policy_url", "reward_url"):
             url = getattr(self, name)
@@ -211,7 +221,7 @@ def build_reward(settings: BackendSettings, policy: BaseChatModel) -> BatchRewar
     settings.validate()
     if settings.reward_factory:
         return reward_from_factory(settings.reward_factory, policy)
-    if settings.reward_url and not settings.judge:
+    if settings.reward_url:
         from langgraph_tpo.backends.vllm_server import VLLMServerReward
 
         return VLLMServerReward(
@@ -220,7 +230,7 @@ def build_reward(settings: BackendSettings, policy: BaseChatModel) -> BatchRewar
             tokenizer_path=settings.reward_path,
             api_key=settings.api_key,
         )
-    if settings.reward_path and not settings.judge:
+    if settings.reward_path:
         from langgraph_tpo.backends.transformers_reward import TransformersReward
 
         return TransformersReward(

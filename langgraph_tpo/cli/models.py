@@ -49,7 +49,7 @@ def server_probes(settings: BackendSettings) -> list[tuple[str, str]]:
     probes = []
     if settings.policy_url:
         probes.append(("policy server", openai_api_url(settings.policy_url) + "/models"))
-    if settings.reward_url and not settings.judge:
+    if settings.reward_url:
         probes.append(("reward server", server_root_url(settings.reward_url) + "/health"))
     return probes
 

@@ -64,15 +64,21 @@ async def test_bad_graph_input_is_rejected_before_any_model_call(
         ({"max_tokens": 0}, "max_tokens"),
         ({"top_p": 1.5}, "top_p"),
         ({"num_sample": 3}, "num_sample"),  # a typo is not silently ignored
+        ({"num_samples": True}, "num_samples"),  # values keep their types (strict)
+        ({"max_iterations": "0"}, "max_iterations"),
+        ({"max_tokens": 8.0}, "max_tokens"),
+        ({"temperature": "0.5"}, "temperature"),
+        ({"seed": False}, "seed"),
+        ({"review_gradient": "yes"}, "review_gradient"),
     ],
 )
 async def test_bad_run_settings_are_rejected_before_any_model_call(
     backends: Backends, context: dict[str, Any], field: str
 ) -> None:
-    """Per-run ``context=`` is validated by LangGraph (pydantic's ValidationError, a
-    ValueError naming the field); graph defaults by TPOConfig (ConfigError)."""
+    """Per-run ``context=`` (which LangGraph turns into a TPOConfig when the run starts) and
+    graph defaults are both checked strictly, as a ConfigError naming the field."""
     graph = create_tpo_graph(backends.chat_model(), backends.reward_model(), SMALL, retry=QUICK)
-    with pytest.raises(ValueError, match=field):  # (create_tpo_graph's type has no context type)
+    with pytest.raises(ConfigError, match=field):  # (create_tpo_graph's type has no context type)
         await graph.ainvoke({"query": QUERY}, context=context)  # type: ignore[call-overload]
     with pytest.raises(ConfigError, match=field):
         create_tpo_graph(backends.chat_model(), backends.reward_model(), context)
@@ -149,6 +155,36 @@ def test_cli_threshold_not_a_number_names_the_option(cli: CliRunner, backends: B
     assert result.exit_code == 2  # a usage error, from the command-line parser
     assert "--threshold" in result.stderr and "Traceback" not in result.output
     assert_untouched(backends)
+
+
+def test_strict_config_keeps_what_must_work() -> None:
+    config = TPOConfig(temperature=1, top_p=1, score_threshold=None, patience=None, seed=None)
+    assert config.temperature == 1.0 and isinstance(config.temperature, float)
+
+
+@pytest.mark.parametrize(
+    "text,field",
+    [("num_samples = true\n", "num_samples"), ('max_iterations = "0"\n', "max_iterations")],
+)
+def test_cli_settings_file_values_keep_their_types(
+    cli: CliRunner, backends: Backends, tmp_path: Path, text: str, field: str
+) -> None:
+    settings = tmp_path / "tpo.toml"
+    settings.write_text(text)
+    line = cli_error(cli, ["run", QUERY, "--config", str(settings), *backends.cli_args()])
+    assert field in line and "valid integer" in line, line
+    assert_untouched(backends)
+
+
+@pytest.mark.parametrize("other", [["--reward-path", "rm"], ["--reward-url", "http://h:1"]])
+def test_cli_judge_with_a_reward_model_is_a_conflict(cli: CliRunner, other: list[str]) -> None:
+    line = cli_error(cli, ["run", QUERY, "--judge", *other])
+    assert "judge conflicts with" in line and other[0] in line, line
+
+
+def test_judge_with_a_reward_model_is_a_conflict_in_code() -> None:
+    with pytest.raises(ConfigError, match="judge conflicts with reward_url and reward_path"):
+        BackendSettings(judge=True, reward_url="http://h:1", reward_path="rm").validate()
 
 
 def test_cli_settings_file_values_are_checked(

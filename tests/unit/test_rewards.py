@@ -64,7 +64,7 @@ def test_as_batch_reward_rejects_non_callables() -> None:
         as_batch_reward(42)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, "high", None])
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, "high", None, "7", True, [1.0]])
 def test_non_finite_scores_are_an_error_naming_the_candidate(bad) -> None:
     def reward(query: str, response: str):
         return bad if response == "answer 1" else 1.0
@@ -92,5 +92,19 @@ def test_reward_exception_is_wrapped_with_its_cause() -> None:
     assert not info.value.transient
 
 
+def test_runnable_returning_a_non_number_is_an_error_naming_the_candidate() -> None:
+    def replying(bad: object) -> RunnableLambda:
+        return RunnableLambda(lambda x: bad if x["response"] == "answer 1" else 1.0)
+
+    with pytest.raises(RewardError, match=r"returned '7' \(str\) for candidate 1"):
+        run(replying("7"))
+    with pytest.raises(RewardError, match=r"returned False \(bool\) for candidate 1"):
+        run(replying({"score": False}))
+
+
 def test_check_scores_passes_finite_numbers_through() -> None:
-    assert check_scores([1, 2.5, "3"], ["a", "b", "c"]) == [1.0, 2.5, 3.0]
+    import numpy as np
+
+    assert check_scores([1, 2.5, np.float32(3.0)], ["a", "b", "c"]) == [1.0, 2.5, 3.0]
+    with pytest.raises(RewardError, match="'3' \\(str\\) for candidate 2"):
+        check_scores([1, 2.5, "3"], ["a", "b", "c"])
