@@ -20,7 +20,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from langgraph_tpo.errors import ConfigError
 
@@ -133,13 +133,25 @@ def env_name(field: str) -> str:
 
 def settings_from_env(
     model: type[BaseModel], environ: Mapping[str, str] | None = None
-) -> dict[str, str]:
-    """The ``TPO_<NAME>`` variables that are set (non-empty) for ``model``'s fields, as raw
-    strings keyed by field name; validating the model converts them."""
+) -> dict[str, Any]:
+    """The ``TPO_<NAME>`` variables that are set (non-empty) for ``model``'s fields, keyed
+    by field name and converted from text to the field's type (``TPO_NUM_SAMPLES=3`` is the
+    int 3, ``TPO_JUDGE=true`` True), as the models validate strictly; text that does not
+    convert is a :class:`ConfigError` naming the variable."""
     environ = os.environ if environ is None else environ
     return {
-        name: environ[env_name(name)] for name in model.model_fields if environ.get(env_name(name))
+        name: _from_text(name, field.annotation, environ[env_name(name)])
+        for name, field in model.model_fields.items()
+        if environ.get(env_name(name))
     }
+
+
+def _from_text(name: str, annotation: Any, text: str) -> Any:
+    try:
+        return TypeAdapter(annotation).validate_strings(text)
+    except ValidationError as exc:
+        message = exc.errors()[0]["msg"]
+        raise ConfigError(f"{env_name(name)}={text!r}: {message}") from exc
 
 
 def _describe(exc: ValidationError, what: str) -> str:

@@ -36,7 +36,7 @@ class BackendSettings(BaseModel):
     Studio fields are derived from these fields and their descriptions.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # judge = "yes" is an error
 
     policy_url: str | None = Field(
         None, description="OpenAI-compatible policy server (vLLM), e.g. http://127.0.0.1:8000/v1."

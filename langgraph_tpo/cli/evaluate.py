@@ -232,23 +232,26 @@ def eval_command(
         ),
     ] = None,
     concurrency: Annotated[
-        int,
+        int | None,
         typer.Option(
-            "--concurrency", "-c", min=1, help="Prompts run at the same time (max_concurrency)."
+            "--concurrency",
+            "-c",
+            min=1,
+            help="Prompts run at the same time (max_concurrency). Default: 4.",
         ),
-    ] = 4,
+    ] = None,
     limit: Annotated[
         int | None,
         typer.Option(min=1, help="Use only the first LIMIT prompts of DATA."),
     ] = None,
     max_errors: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=1,
             help="Stop after this many failed prompts (failed prompts are not written; a rerun "
-            "retries them).",
+            "retries them). Default: 10.",
         ),
-    ] = 10,
+    ] = None,
     *,
     settings: o.CommandSettings,
 ) -> None:
@@ -264,6 +267,9 @@ def eval_command(
     with exit_on_error(console, secrets):
         config, backends = settings.resolve()
         secrets.append(backends.api_key)
+        compare, limit = settings.option("compare", compare), settings.option("limit", limit)
+        concurrency = settings.option("concurrency", concurrency, 4)
+        max_errors = settings.option("max_errors", max_errors, 10)
         methods = parse_methods(settings.flags.get("mode"), compare, config)
         configs = {m: method_config(config, m, bool(compare)) for m in methods}
         items = _work_items(console, data, limit, methods)

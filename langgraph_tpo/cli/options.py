@@ -12,6 +12,7 @@ Every field has a flag except those in :data:`NO_FLAG`, with the reason.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import inspect
 import tomllib
@@ -41,6 +42,17 @@ NO_FLAG = {
     "review_gradient": "review_gradient is not available in the CLI: it pauses for a human to "
     "edit the gradient and needs an interactive resume; use the Python API or LangGraph Studio",
 }
+# Options of the commands themselves that a config file may also set (a command uses the
+# ones it has): (type, smallest value). What a command reads, writes and prints (the prompt,
+# DATA, --out, --json, --quiet) stays on the command line.
+COMMAND_OPTIONS: dict[str, tuple[type, int | None]] = {
+    "retries": (int, 0),
+    "concurrency": (int, 1),
+    "limit": (int, 1),
+    "max_errors": (int, 1),
+    "compare": (str, None),
+}
+COMMAND_LINE_ONLY = {"prompt", "data", "out", "json", "quiet", "config"}
 # Flag names of the settings that have more than their --kebab-case name (first: the main one).
 FLAG_NAMES: dict[str, tuple[str, ...]] = {
     "num_samples": ("--num-samples", "-n"),
@@ -54,9 +66,10 @@ ConfigFile = Annotated[
         "--config",
         exists=True,
         dir_okay=False,
-        help="TOML or YAML file with TPO and backend settings, named like the flags "
-        "(num_samples = 3, policy_url = ...); flags override it, and it overrides TPO_* "
-        "environment variables.",
+        help="TOML or YAML file with TPO, backend and command settings, named like the flags "
+        "(num_samples = 3, policy_url = ..., retries = 2, concurrency = 8); flags override it, "
+        "and it overrides TPO_* environment variables. The prompt, DATA, --out, --json and "
+        "--quiet are command-line only.",
     ),
 ]
 Retries = Annotated[
@@ -141,8 +154,17 @@ class CommandSettings:
 
     @property
     def retry(self) -> RetryPolicy | None:
-        """The graph's retry policy for ``--retries`` (None: the graph's default budget)."""
-        return retry_policy(self.retries)
+        """The graph's retry policy for ``--retries`` (else the config file's ``retries``;
+        neither: the graph's default budget)."""
+        return retry_policy(self.option("retries", self.retries))
+
+    def option(self, name: str, given: Any = None, default: Any = None) -> Any:
+        """One of the command's own options (:data:`COMMAND_OPTIONS`): the flag when given,
+        else the config file's value, else ``default``."""
+        if given is not None:
+            return given
+        values = read_settings_file(self.config_file, self.config_model, self.backend_model)
+        return values.get(name, default)
 
     def resolve(self) -> tuple[TPOConfig, BackendSettings]:
         """Environment, then config file, then flags (later wins), validated: the run's
@@ -249,10 +271,35 @@ def read_settings_file(
     for name, why in NO_FLAG.items():
         if name in data:
             raise ConfigError(f"{path}: {why}")
-    unknown = set(data) - set(flagged_fields(config_model)) - set(flagged_fields(backend_model))
-    if unknown:
-        raise ConfigError(f"{path}: unknown settings {sorted(unknown)}")
+    known = {*flagged_fields(config_model), *flagged_fields(backend_model), *COMMAND_OPTIONS}
+    problems = [_unknown_key(key, known) for key in sorted(set(data) - known)]
+    problems += [p for key, value in data.items() if (p := _wrong_option_type(key, value))]
+    if problems:
+        raise ConfigError(f"{path}: " + "; ".join(problems))
     return data
+
+
+def _unknown_key(key: str, known: set[str]) -> str:
+    """``unknown setting 'num_sample' (did you mean 'num_samples'?)``, as a mistyped flag
+    gets."""
+    if key in COMMAND_LINE_ONLY:
+        return f"{key!r} is set on the command line only, not in a config file"
+    close = difflib.get_close_matches(key, sorted(known | set(aliases())), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown setting {key!r}{hint}"
+
+
+def _wrong_option_type(key: str, value: Any) -> str:
+    """Why a command option's value in the file is not what it must be, or '' (settings are
+    checked by their models)."""
+    if key not in COMMAND_OPTIONS:
+        return ""
+    kind, least = COMMAND_OPTIONS[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        return f"{key} must be {'an integer' if kind is int else 'a string'}, got {value!r}"
+    if least is not None and value < least:
+        return f"{key} must be >= {least}, got {value!r}"
+    return ""
 
 
 CONFIG_FLAGS = set(flagged_fields(TPOConfig))

@@ -229,3 +229,62 @@ def test_cli_eval_bad_dataset_is_one_line_before_any_model_call(
                            *backends.cli_args()])  # fmt: skip
     assert all(part in line for part in where), line
     assert_untouched(backends)
+
+
+# --- the settings file ------------------------------------------------------------------
+
+
+def settings_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "tpo.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("num_sample = 2\n", "unknown setting 'num_sample' (did you mean 'num_samples'?)"),
+        ("polcy_url = 'http://h:1/v1'\n", "(did you mean 'policy_url'?)"),
+        ("retires = 1\n", "(did you mean 'retries'?)"),
+        ("zzz = 1\n", "unknown setting 'zzz'"),
+        ("quiet = true\n", "'quiet' is set on the command line only"),
+        ("judge = 'yes'\n", "judge: Input should be a valid boolean"),
+        ("retries = '2'\n", "retries must be an integer"),
+        ("concurrency = 0\n", "concurrency must be >= 1"),
+    ],
+)
+def test_cli_settings_file_keys_are_checked_like_the_flags(
+    cli: CliRunner, backends: Backends, tmp_path: Path, text: str, message: str
+) -> None:
+    config = settings_file(tmp_path, text)
+    line = cli_error(cli, ["run", QUERY, "--config", str(config), *backends.cli_args()])
+    assert message in line, line
+    assert_untouched(backends)
+
+
+def test_cli_retries_can_be_set_in_the_settings_file(
+    cli: CliRunner, backends: Backends, tmp_path: Path
+) -> None:
+    backends.policy.configure(
+        {"faults": [{"path": "chat", "action": "status", "times": None, "status": 503}]}
+    )
+    config = settings_file(tmp_path, "retries = 1\nnum_samples = 2\nmax_iterations = 1\n")
+    line = cli_error(cli, ["run", QUERY, "--config", str(config), *backends.cli_args()])
+    assert "503" in line, line
+    assert backends.policy.count("chat") == 2  # one retry, as the file asks
+
+
+def test_cli_eval_options_can_be_set_in_the_settings_file(
+    cli: CliRunner, backends: Backends, tmp_path: Path
+) -> None:
+    data, out = tmp_path / "d.jsonl", tmp_path / "r.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"Question {i}?"}) + "\n" for i in range(3)))
+    config = settings_file(
+        tmp_path, "limit = 1\nconcurrency = 2\nmax_errors = 1\ncompare = 'bon'\nmax_tokens = 8\n"
+        "num_samples = 2\nmax_iterations = 1\n",
+    )  # fmt: skip
+    args = ["eval", str(data), "-o", str(out), "--config", str(config), *backends.cli_args()]
+    result = cli.invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["method"] for line in lines] == ["bon"]  # limit 1, compare bon
