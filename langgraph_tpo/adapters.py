@@ -55,6 +55,23 @@ def as_text_runnable(graph: CompiledStateGraph) -> Runnable[Any, str]:
     return RunnableLambda(run, afunc=arun, name="tpo")
 
 
+def read_key(state: Any, key: str) -> Any:
+    """``state[key]`` of a dict-like state (or ``state.key`` of a dataclass or pydantic
+    state); a :class:`ConfigError` naming the key and the keys there when it is missing."""
+    if isinstance(state, Mapping):
+        if key in state:
+            return state[key]
+        present = sorted(str(k) for k in state)
+    elif hasattr(state, key):
+        return getattr(state, key)
+    else:
+        present = sorted(k for k in vars(state) if not k.startswith("_"))
+    raise ConfigError(
+        f"tpo_node reads the query from state key {key!r}, which the state does not have "
+        f"(keys: {', '.join(present) or 'none'}); pass query_key= to name another one"
+    )
+
+
 def tpo_node(
     graph: CompiledStateGraph,
     *,
@@ -62,7 +79,12 @@ def tpo_node(
     response_key: str = "response",
     score_key: str | None = None,
 ) -> Runnable[Mapping[str, Any], dict[str, Any]]:
-    """A parent-graph node: reads ``state[query_key]``, writes ``state[response_key]``."""
+    """A parent-graph node: reads ``state[query_key]``, writes ``state[response_key]``.
+
+    Sync and async (``invoke``/``ainvoke``); the parent's config (callbacks, context,
+    thread and checkpointer) goes to the TPO graph, which runs as its subgraph. A state
+    without ``query_key`` is a :class:`ConfigError` naming the key.
+    """
 
     def answer(out: Mapping[str, Any]) -> dict[str, Any]:
         update = {response_key: out["response"]}
@@ -71,10 +93,10 @@ def tpo_node(
         return update
 
     def run(state: Mapping[str, Any], config: RunnableConfig) -> dict[str, Any]:
-        return answer(graph.invoke({"query": state[query_key]}, config))
+        return answer(graph.invoke({"query": read_key(state, query_key)}, config))
 
     async def arun(state: Mapping[str, Any], config: RunnableConfig) -> dict[str, Any]:
-        return answer(await graph.ainvoke({"query": state[query_key]}, config))
+        return answer(await graph.ainvoke({"query": read_key(state, query_key)}, config))
 
     return RunnableLambda(run, afunc=arun, name="tpo")
 
@@ -88,9 +110,18 @@ def as_tool(
         "with a reward model and improves the best one. Returns the answer text."
     ),
 ) -> BaseTool:
-    """``graph`` as a tool taking ``query`` and returning the best response."""
+    """``graph`` as a tool taking ``query`` and returning the best response.
 
-    async def tpo_answer(query: str) -> str:
-        return (await graph.ainvoke({"query": query}))["response"]
+    Sync and async (``invoke``/``ainvoke``, a sync or async ``ToolNode``); the caller's
+    config (callbacks, context overrides, thread) goes to the TPO graph.
+    """
 
-    return StructuredTool.from_function(coroutine=tpo_answer, name=name, description=description)
+    def tpo_answer(query: str, config: RunnableConfig) -> str:
+        return graph.invoke({"query": query}, config)["response"]
+
+    async def atpo_answer(query: str, config: RunnableConfig) -> str:
+        return (await graph.ainvoke({"query": query}, config))["response"]
+
+    return StructuredTool.from_function(
+        func=tpo_answer, coroutine=atpo_answer, name=name, description=description
+    )
