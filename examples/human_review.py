@@ -18,7 +18,7 @@ thread = {"configurable": {"thread_id": "review"}}
 out = graph.invoke({"query": "How do I take care of a wooden table?"}, thread)
 pause = out["__interrupt__"][0].value  # chosen, rejected, textual_loss, textual_gradient
 print("suggestions:", pause["textual_gradient"])
-out = graph.invoke(Command(resume="accept"), thread)  # keep the model's suggestions
+out = graph.invoke(Command(resume="Accept"), thread)  # keep the model's suggestions
 out = graph.invoke(Command(resume="Mention oil and wax."), thread)  # or replace them
 print(out["response"], out["stop_reason"])
 # Command(resume="stop") would end the loop with stop_reason "human_stop".

@@ -10,6 +10,7 @@ from langgraph.types import Overwrite
 from langgraph_tpo.errors import ConfigError
 from langgraph_tpo.graph.state import TPOState
 from langgraph_tpo.nodes.common import NodeDeps, NodeFn, Update, run_config
+from langgraph_tpo.nodes.review import check_can_review
 from langgraph_tpo.policy import generate
 from langgraph_tpo.reward import Conversation
 
@@ -60,6 +61,7 @@ def make_sample_node(deps: NodeDeps) -> NodeFn:
         resets the cache and the trajectory."""
         conversation = read_conversation(state)
         config = run_config(deps)
+        check_can_review(config)
         result = await generate(deps.policy, conversation, config.num_samples, config)
         texts = [t for t in result.texts if t.strip()]
         return {

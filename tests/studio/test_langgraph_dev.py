@@ -64,6 +64,7 @@ async def test_studio_review_gradient_interrupts_and_resumes(studio_url: str) ->
     assert state["next"] == ["update"]
     (pause,) = state["interrupts"]
     assert "textual_gradient" in pause["value"]
+    assert "'accept'" in pause["value"]["instructions"]  # Studio shows what to answer
     out = await client.runs.wait(
         thread["thread_id"],
         "tpo",

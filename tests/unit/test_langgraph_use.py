@@ -247,13 +247,6 @@ def test_review_stop_ends_the_loop_cleanly() -> None:
     assert out["trajectory"][-1]["stop_reason"] == "human_stop"
 
 
-def test_review_rejects_an_unknown_answer() -> None:
-    _, graph, config = review_graph()
-    graph.invoke({"query": "q"}, config)
-    with pytest.raises(ConfigError, match="cannot resume"):
-        graph.invoke(Command(resume={"action": "maybe"}), config)
-
-
 def test_killed_process_resumes_from_the_sqlite_checkpoint(tmp_path) -> None:
     import json
     import subprocess
