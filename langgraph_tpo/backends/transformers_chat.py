@@ -333,7 +333,7 @@ def _decode_row(
     terminators = _terminators(loaded)
     end = next((i for i, tok in enumerate(generated) if tok in terminators), None)
     content_ids = generated if end is None else generated[:end]
-    text = tokenizer.decode(content_ids, skip_special_tokens=True)
+    text = decode_completion(tokenizer, content_ids, cut_short=end is None)
     cut = _first_stop(text, stop)
     ended_by_eos = end is not None and cut is None
     scored_ids = generated[: end + 1] if ended_by_eos else content_ids
@@ -345,6 +345,28 @@ def _decode_row(
         entries = _logprob_entries(tokenizer, out.logits, row, scored_ids, params.top_logprobs)
         logprobs = _truncate_entries(entries, cut)
     return Sample(text, finish_reason, len(scored_ids), logprobs)
+
+
+def decode_completion(tokenizer: Any, ids: list[int], *, cut_short: bool) -> str:
+    """The text of ``ids``; when generation was cut short (``max_tokens``), without the
+    broken character a multi-byte sequence split across the last tokens decodes to.
+
+    Byte-level tokenizers (GPT-2, Llama 3, SmolLM2) spread an emoji or a CJK character over
+    several tokens; cut after the first of them, the decoded text ends in U+FFFD. vLLM
+    holds back such incomplete bytes; so does this.
+    """
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    if not cut_short or not text.endswith(_REPLACEMENT):
+        return text
+    for keep in range(len(ids) - 1, max(len(ids) - _MAX_CHAR_TOKENS, 0) - 1, -1):
+        shorter = tokenizer.decode(ids[:keep], skip_special_tokens=True)
+        if not shorter.endswith(_REPLACEMENT):
+            return shorter
+    return text.rstrip(_REPLACEMENT)
+
+
+_REPLACEMENT = "\ufffd"
+_MAX_CHAR_TOKENS = 4  # a UTF-8 character is at most 4 bytes, so at most 4 byte tokens
 
 
 def _first_stop(text: str, stop: list[str]) -> int | None:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from langgraph_tpo.cli.data import PromptRecord
-from langgraph_tpo.cli.results import line_key, result_key
+from langgraph_tpo.cli.results import line_key, prompt_id, result_key
 from langgraph_tpo.config import TPOConfig
 from langgraph_tpo.errors import ConfigError
 
@@ -69,6 +69,13 @@ def plan_items(records: list[PromptRecord], methods: list[str]) -> tuple[list[Wo
     return list(items.values()), duplicates
 
 
+def record_id(record: PromptRecord) -> dict[str, Any]:
+    """``id`` (the data's, else derived from the prompt: never null) and where it came from."""
+    if record.id is not None:
+        return {"id": record.id, "id_from": "data"}
+    return {"id": prompt_id(record.prompt), "id_from": "prompt"}
+
+
 def result_line(
     item: WorkItem,
     out: dict[str, Any],
@@ -80,7 +87,7 @@ def result_line(
     trajectory = out.get("trajectory") or []
     return {
         "key": item.key,
-        "id": item.record.id,
+        **record_id(item.record),
         "line": item.record.line,
         "prompt": item.record.prompt,
         "method": item.method,

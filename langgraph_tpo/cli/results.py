@@ -32,9 +32,20 @@ def result_key(method: str, record_id: str | int | None, prompt: str) -> str:
     return f"{method}/sha256/{digest}"
 
 
+def prompt_id(prompt: str) -> str:
+    """The stable id of a prompt that has none in the data: ``sha256:`` and 16 hex digits of
+    its text (the same in every run and for every method)."""
+    return "sha256:" + hashlib.sha256(prompt.encode()).hexdigest()[:16]
+
+
+def data_id(line: dict[str, Any]) -> str | int | None:
+    """The id the data gave a result line's prompt, or None (the line's id was derived)."""
+    return None if line.get("id_from") == "prompt" else line.get("id")
+
+
 def line_key(line: dict[str, Any]) -> str:
     """The key of a result line, from its ``method``, ``id`` and ``prompt`` fields."""
-    return result_key(str(line.get("method")), line.get("id"), str(line.get("prompt", "")))
+    return result_key(str(line.get("method")), data_id(line), str(line.get("prompt", "")))
 
 
 @dataclass

@@ -203,3 +203,42 @@ async def test_concurrent_async_calls_never_overlap(spy: GenerateSpy) -> None:
     replies = await asyncio.gather(model.ainvoke(FACT), other.ainvoke(STORY), model.ainvoke(STORY))
     assert all(isinstance(r.content, str) for r in replies)
     assert len(spy.calls) == 3 and spy.max_active == 1
+
+
+EMOJI = "🐉🔥🌋🐲"
+
+
+def test_decode_of_a_cut_completion_never_ends_in_a_broken_character(
+    smollm2: LoadedModel,
+) -> None:
+    """SmolLM2's byte-level tokenizer spreads each emoji over several tokens: every prefix
+    of the token ids decodes to a prefix of the text, without U+FFFD."""
+    from langgraph_tpo.backends.transformers_chat import decode_completion
+
+    tokenizer = smollm2.tokenizer
+    ids = tokenizer.encode("Fire: " + EMOJI, add_special_tokens=False)
+    raw = [tokenizer.decode(ids[:k]) for k in range(1, len(ids) + 1)]
+    assert any(text.endswith("\ufffd") for text in raw)  # the cut does split characters
+    for k in range(1, len(ids) + 1):
+        text = decode_completion(tokenizer, ids[:k], cut_short=True)
+        assert "\ufffd" not in text and ("Fire: " + EMOJI).startswith(text), (k, text)
+
+
+def test_generation_cut_at_max_tokens_never_ends_in_a_broken_character(
+    smollm2: LoadedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw: list[str] = []
+    generate = smollm2.model.generate
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        out = generate(*args, **kwargs)
+        prompt_len = kwargs["input_ids"].shape[1]
+        raw.append(smollm2.tokenizer.decode(out.sequences[0, prompt_len:]))
+        return out
+
+    monkeypatch.setattr(smollm2.model, "generate", recording)
+    model = TransformersChatModel(temperature=0.0)
+    prompt = [HumanMessage(f"Repeat exactly, nothing else: {EMOJI}{EMOJI}")]
+    cut = [texts(model, prompt, max_tokens=k)[0] for k in range(1, 9)]
+    assert any(text.endswith("\ufffd") for text in raw)  # some cuts split an emoji
+    assert all("\ufffd" not in text for text in cut), cut

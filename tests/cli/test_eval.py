@@ -162,6 +162,24 @@ def test_ids_match_across_reruns_even_when_text_changes(
     assert [x["id"] for x in read_jsonl(out)] == ["a", "b"]
 
 
+def test_every_result_has_a_stable_id_from_the_data_or_the_prompt(
+    cli: CliRunner, fake_env: dict[str, str], tmp_path: Path
+) -> None:
+    data = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "one"}, {"prompt": "two", "id": 5}])
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    assert run_eval(cli, data, first, "--compare", "tpo,bon").exit_code == 0
+    assert run_eval(cli, data, second).exit_code == 0
+    ids = {(x["prompt"], x["method"]): (x["id"], x["id_from"]) for x in read_jsonl(first)}
+    derived = ids[("one", "tpo")]
+    assert derived[0].startswith("sha256:") and derived[1] == "prompt"
+    assert ids[("one", "bon")] == derived  # the same prompt has one id across methods
+    assert ids[("two", "tpo")] == (5, "data") == ids[("two", "bon")]
+    again = {x["prompt"]: x["id"] for x in read_jsonl(second)}
+    assert again == {"one": derived[0], "two": 5}  # and across runs
+    result = run_eval(cli, data, second)
+    assert "all 2 results already in" in result.stderr  # resume matches derived ids
+
+
 def test_changed_settings_are_noted_on_resume(
     cli: CliRunner, fake_env: dict[str, str], tmp_path: Path
 ) -> None:
