@@ -84,7 +84,7 @@ class TPOConfig(BaseModel):
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            raise ConfigError(_describe(exc)) from exc
+            raise ConfigError(_describe(exc, "TPO config")) from exc
 
     @field_validator("score_threshold")
     @classmethod
@@ -123,7 +123,20 @@ def validated(model: type[Settings], values: Mapping[str, Any] | None, what: str
     try:
         return model.model_validate(dict(values or {}))
     except ValidationError as exc:
+        inner = _ours(exc)
+        if inner is not None:
+            raise inner from inner.__cause__
         raise ConfigError(_describe(exc, what)) from exc
+
+
+def _ours(exc: ValidationError) -> ConfigError | None:
+    """The ConfigError of ``TPOConfig.__init__`` that pydantic wrapped (it validates through
+    a custom ``__init__``); its cause is the ValidationError naming each field."""
+    for err in exc.errors():
+        inner = (err.get("ctx") or {}).get("error")
+        if isinstance(inner, ConfigError):
+            return inner
+    return None
 
 
 def env_name(field: str) -> str:

@@ -127,13 +127,14 @@ def check_scores(scores: Sequence[Any], responses: Sequence[str]) -> list[float]
         raise RewardError(f"reward returned {len(scores)} scores for {len(responses)} candidates")
     checked: list[float] = []
     for index, (score, response) in enumerate(zip(scores, responses, strict=True)):
-        value = float(score) if is_real_number(score) else math.nan
+        real = is_real_number(score)
+        value = float(score) if real else math.nan
         if not math.isfinite(value):
             preview = response[:80].replace("\n", " ")
+            what = "" if real else f": a {type(score).__name__} is not a score"
             raise RewardError(
-                f"reward returned {score!r} ({type(score).__name__}) for candidate {index} "
-                f"({preview!r}); scores must be finite real numbers (int or float, not str, "
-                "bool or None)"
+                f"reward returned {score!r} for candidate {index} ({preview!r}){what}; "
+                "scores must be finite real numbers (int or float)"
             )
         checked.append(value)
     return checked

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from langgraph_tpo.backends.factory import BackendSettings
 from langgraph_tpo.cli import app
+from langgraph_tpo.cli.app import load_command
 from langgraph_tpo.cli.models import describe_backends
 from langgraph_tpo.cli.options import BACKEND_FLAGS, CONFIG_FLAGS
 from langgraph_tpo.config import TPOConfig
@@ -98,7 +98,7 @@ def test_config_file_with_flag_override(
     "text,message",
     [
         ("review_gradient = true\n", "review_gradient is not available in the CLI"),
-        ("num_sample = 3\n", "unknown settings ['num_sample']"),
+        ("num_sample = 3\n", "unknown setting 'num_sample' (did you mean 'num_samples'?)"),
         ("num_samples = [\n", "cannot parse settings"),
     ],
 )
@@ -172,9 +172,9 @@ def test_connection_failure_is_one_red_line_without_the_key(
 
 
 def _options(command: str) -> list[Any]:
-    """The command's options (typer vendors its own click classes: duck-typed)."""
-    group: Any = typer.main.get_command(app)
-    return [p for p in group.commands[command].params if p.opts[0].startswith("-")]
+    """The command's options (typer vendors its own click classes: duck-typed; the ``tpo``
+    group loads each command when it is used)."""
+    return [p for p in load_command(command).params if p.opts[0].startswith("-")]
 
 
 @pytest.mark.parametrize("command", ["run", "eval", "report", "serve"])

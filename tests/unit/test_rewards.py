@@ -96,9 +96,9 @@ def test_runnable_returning_a_non_number_is_an_error_naming_the_candidate() -> N
     def replying(bad: object) -> RunnableLambda:
         return RunnableLambda(lambda x: bad if x["response"] == "answer 1" else 1.0)
 
-    with pytest.raises(RewardError, match=r"returned '7' \(str\) for candidate 1"):
+    with pytest.raises(RewardError, match=r"'7' for candidate 1 \('answer 1'\): a str is not"):
         run(replying("7"))
-    with pytest.raises(RewardError, match=r"returned False \(bool\) for candidate 1"):
+    with pytest.raises(RewardError, match=r"False for candidate 1 \('answer 1'\): a bool is not"):
         run(replying({"score": False}))
 
 
@@ -106,5 +106,5 @@ def test_check_scores_passes_finite_numbers_through() -> None:
     import numpy as np
 
     assert check_scores([1, 2.5, np.float32(3.0)], ["a", "b", "c"]) == [1.0, 2.5, 3.0]
-    with pytest.raises(RewardError, match="'3' \\(str\\) for candidate 2"):
+    with pytest.raises(RewardError, match="'3' for candidate 2 \\('c'\\): a str is not a score"):
         check_scores([1, 2.5, "3"], ["a", "b", "c"])
