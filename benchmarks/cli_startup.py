@@ -1,4 +1,4 @@
-"""Benchmark 6: how long ``tpo --help`` (and ``tpo run --help``) take to answer.
+"""Benchmark 7: how long ``tpo --help`` (and ``tpo run --help``) take to answer.
 
 Runs each command ``--repeats`` times as a fresh process and reports wall time and CPU time
 (user + system of the child, which a busy machine inflates less than wall time). Target:

@@ -10,7 +10,6 @@ import pytest
 from typer.testing import CliRunner
 
 from langgraph_tpo.backends.factory import BackendSettings
-from langgraph_tpo.cli import app
 from langgraph_tpo.cli.app import load_command
 from langgraph_tpo.cli.models import describe_backends
 from langgraph_tpo.cli.options import BACKEND_FLAGS, CONFIG_FLAGS
