@@ -43,3 +43,11 @@ def test_cpu_backend_compares_equal_work_and_shares_one_model(tmp_path: Path) ->
     assert load["load_causal_lm_shares_model"]
     assert load["paths"]["gguf_dequantize_s"] > 0 and load["paths"]["cached_s"] > 0
     assert result["tpo_run"] is None  # --skip-run
+
+
+def test_cli_startup_times_both_commands(tmp_path: Path) -> None:
+    result = run_benchmark("cli_startup", tmp_path / "cli.json", "--repeats", "1")
+    assert set(result["results"]) == {"tpo --help", "tpo run --help"}
+    for times in result["results"].values():
+        assert 0 < times["wall_min_s"] <= times["wall_median_s"] and times["cpu_median_s"] > 0
+    assert result["target_met"] == (result["results"]["tpo --help"]["wall_median_s"] < 1.0)
