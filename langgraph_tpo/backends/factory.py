@@ -84,7 +84,7 @@ class BackendSettings(BaseModel):
     judge: bool = Field(
         False,
         description="Score with the policy as an LLM judge (the default when no reward model "
-        "is given; not together with reward_url, reward_path or reward_factory).",
+        "is given; not together with reward_url or reward_path).",
     )
     policy_factory: str | None = Field(
         None,
@@ -132,9 +132,8 @@ class BackendSettings(BaseModel):
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the setting that is wrong or conflicts."""
-        conflicting = [
-            name for name in ("reward_url", "reward_path", "reward_factory") if getattr(self, name)
-        ]
+        # (judge with reward_factory: reported by _validate_factories)
+        conflicting = [name for name in ("reward_url", "reward_path") if getattr(self, name)]
         if self.judge and conflicting:
             flags = " and ".join(f"--{name.replace('_', '-')}" for name in conflicting)
             raise ConfigError(
