@@ -59,6 +59,17 @@ def test_studio_client_example(studio_url: str) -> None:
     assert "max_iterations" in out and "checkpoints" in out
 
 
+@pytest.mark.integration
+def test_openai_client_example(vllm_servers, tmp_path: Path) -> None:
+    from tests.serve.helpers import backend_flags, tpo_serve
+
+    args = [*backend_flags(vllm_servers), "-n", "2", "-d", "1", "--max-tokens", "24"]
+    with tpo_serve(args, tmp_path, ready_s=120) as server:
+        out = run_example("openai_client.py", {**os.environ, "TPO_URL": server.url})
+    reply, score = out.strip().rsplit(" ", 1)
+    assert reply.strip() and float(score) == float(score)  # a reply and its reward score
+
+
 @pytest.mark.slow
 def test_lcel_chain_example_on_the_embedded_default() -> None:
     env = {k: v for k, v in os.environ.items() if k not in FAKE_FACTORIES}

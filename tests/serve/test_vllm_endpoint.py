@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import statistics
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
@@ -21,6 +24,7 @@ pytestmark = pytest.mark.integration
 
 USER = [{"role": "user", "content": "How do I take care of a wooden table?"}]
 CHAT = {"handler": "/v1/chat/completions"}
+LOAD_REQUESTS, LOAD_CONCURRENCY = 32, 8
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +32,7 @@ def served(
     vllm_servers: VLLMServers, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServeProcess]:
     args = [*backend_flags(vllm_servers), "-n", "2", "-d", "1", "--max-tokens", "24"]
+    args += ["--max-concurrency", str(LOAD_CONCURRENCY)]
     with tpo_serve(args, tmp_path_factory.mktemp("serve"), ready_s=120) as server:
         yield server
 
@@ -95,3 +100,75 @@ def test_raw_sse_over_vllm(served: ServeProcess) -> None:
     chunks = [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks).strip()
     assert chunks[-1]["tpo"]["iterations"] == 1
+
+
+def test_disconnect_stops_the_generation_on_vllm(
+    served: ServeProcess, vllm_servers: VLLMServers
+) -> None:
+    def metric(name: str) -> float:
+        return vllm_servers.policy_metrics().get(name, 0.0)
+
+    # a long, high-temperature generation: a minute or more of work if it were left to finish
+    body = {"model": "tpo-bon", "messages": USER, "max_tokens": 1500, "temperature": 2.0,
+            "top_p": 1.0, "tpo": {"num_samples": 2}}  # fmt: skip
+    outcome: list[BaseException] = []
+
+    def ask_then_give_up() -> None:
+        with httpx.Client(timeout=httpx.Timeout(30, read=6.0)) as client:
+            try:
+                client.post(f"{served.url}/chat/completions", json=body)
+            except httpx.ReadTimeout as exc:  # the client gives up and hangs up
+                outcome.append(exc)
+
+    client = threading.Thread(target=ask_then_give_up)
+    client.start()
+    settle(lambda: metric("vllm:num_requests_running") >= 1, timeout=6)
+    assert metric("vllm:num_requests_running") >= 1  # vLLM is generating for this run
+    client.join(30)
+    assert outcome, "the request finished before the client hung up"
+    hung_up = time.monotonic()
+    settle(lambda: metric("vllm:num_requests_running") == 0, timeout=10)
+    assert metric("vllm:num_requests_running") == 0, "vLLM kept generating after the disconnect"
+    stopped = time.monotonic() - hung_up
+    tokens = metric("vllm:generation_tokens_total")
+    time.sleep(2)
+    assert metric("vllm:generation_tokens_total") == tokens  # nothing more was generated
+    print(f"\nvLLM stopped generating {stopped:.1f}s after the client disconnected")
+
+
+@pytest.mark.slow
+async def test_load_32_requests_at_concurrency_8(
+    served: ServeProcess, vllm_servers: VLLMServers
+) -> None:
+    client = openai.AsyncOpenAI(base_url=served.url, api_key="unused", max_retries=0, timeout=600)
+    gate = asyncio.Semaphore(LOAD_CONCURRENCY)
+    chat0 = vllm_servers.policy_metrics(CHAT).get("http_requests_total", 0.0)
+
+    async def one(i: int) -> tuple[str, str, float]:
+        async with gate:
+            started = time.monotonic()
+            reply = await client.chat.completions.create(
+                model="tpo",
+                messages=[{"role": "user", "content": f"Give me tip number {i} for a tidy desk."}],
+                max_tokens=16,
+            )
+            return reply.id, reply.choices[0].message.content, time.monotonic() - started
+
+    started = time.monotonic()
+    results = await asyncio.gather(*(one(i) for i in range(LOAD_REQUESTS)))
+    wall = time.monotonic() - started
+    ids = [r[0] for r in results]
+    assert len(results) == LOAD_REQUESTS and len(set(ids)) == LOAD_REQUESTS  # each answered once
+    assert all(text.strip() for _, text, _ in results)
+    settle(lambda: vllm_servers.policy_metrics(CHAT)["http_requests_total"] >= chat0 + 128)
+    # N=2, D=1: 1 + 3 policy requests per run, none lost or repeated
+    assert vllm_servers.policy_metrics(CHAT)["http_requests_total"] - chat0 == LOAD_REQUESTS * 4
+    log = served.log()
+    assert log.count('POST /v1/chat/completions HTTP/1.1" 200') >= LOAD_REQUESTS
+    assert '" 429' not in log and '" 50' not in log
+    latencies = sorted(r[2] for r in results)
+    print(
+        f"\nload: {LOAD_REQUESTS} requests at concurrency {LOAD_CONCURRENCY}: wall {wall:.1f}s, "
+        f"{LOAD_REQUESTS / wall:.2f} req/s, latency p50 {statistics.median(latencies):.1f}s "
+        f"p95 {latencies[int(0.95 * len(latencies)) - 1]:.1f}s max {latencies[-1]:.1f}s"
+    )
