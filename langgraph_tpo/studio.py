@@ -21,6 +21,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph_sdk.runtime import ServerRuntime
 from pydantic import Field, create_model
 
+from langgraph_tpo.backends.balancer import split_urls
 from langgraph_tpo.backends.factory import EMBEDDED_DEFAULTS, BackendSettings, build_models
 from langgraph_tpo.config import TPOConfig, make_config, settings_from_env
 from langgraph_tpo.graph import create_tpo_graph
@@ -77,5 +78,10 @@ def make_graph(runtime: ServerRuntime) -> CompiledStateGraph:
 
 
 def _frozen(value: object) -> object:
-    """A hashable stand-in for a setting's value (engine args: their JSON text)."""
-    return json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
+    """A hashable stand-in for a setting's value: engine args as their JSON text, a list of
+    URLs as one comma-separated string."""
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    if isinstance(value, list | tuple):
+        return ",".join(split_urls(value))
+    return value

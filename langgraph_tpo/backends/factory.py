@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from langgraph_tpo.backends.balancer import split_urls
 from langgraph_tpo.backends.user_models import (
     check_spec,
     policy_from_factory,
@@ -26,6 +27,7 @@ from langgraph_tpo.reward import BatchReward
 
 # Defaults of the embedded CPU job: small enough to finish on 2 cores in under 3 minutes.
 EMBEDDED_DEFAULTS: dict[str, Any] = {"num_samples": 3, "max_iterations": 1, "max_tokens": 256}
+URL_FIELDS = ("policy_url", "reward_url")
 
 
 class BackendSettings(BaseModel):
@@ -38,8 +40,11 @@ class BackendSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)  # judge = "yes" is an error
 
-    policy_url: str | None = Field(
-        None, description="OpenAI-compatible policy server (vLLM), e.g. http://127.0.0.1:8000/v1."
+    policy_url: str | list[str] | None = Field(
+        None,
+        description="OpenAI-compatible policy server (vLLM), e.g. http://127.0.0.1:8000/v1. "
+        "Several servers of the same model: a list, URLs separated by commas, or the flag "
+        "repeated; each request goes to the least busy one.",
     )
     policy_model: str | None = Field(None, description="Served policy model name at policy_url.")
     policy_path: str | None = Field(
@@ -58,10 +63,10 @@ class BackendSettings(BaseModel):
         description="vLLM engine args for policy_engine vllm: a JSON object of AsyncEngineArgs "
         "fields, such as tensor_parallel_size or dtype.",
     )
-    reward_url: str | None = Field(
+    reward_url: str | list[str] | None = Field(
         None,
         description="vLLM reward server (vllm serve RM --runner pooling), scored through "
-        "/classify.",
+        "/classify. Several: a list, URLs separated by commas, or the flag repeated.",
     )
     reward_model: str | None = Field(None, description="Served reward model name at reward_url.")
     reward_path: str | None = Field(
@@ -119,11 +124,30 @@ class BackendSettings(BaseModel):
             )
         return value
 
+    @field_validator(*URL_FIELDS, mode="before")
+    @classmethod
+    def _one_string_of_urls(cls, value: Any) -> Any:
+        """A list of URLs (config file, repeated flag, Studio) is kept as one
+        comma-separated string."""
+        if isinstance(value, list | tuple):
+            return ",".join(split_urls(value)) or None
+        return value
+
+    @property
+    def policy_urls(self) -> list[str]:
+        """Every policy server ``policy_url`` names."""
+        return split_urls(self.policy_url)
+
+    @property
+    def reward_urls(self) -> list[str]:
+        """Every reward server ``reward_url`` names."""
+        return split_urls(self.reward_url)
+
     @classmethod
     def from_env(cls, **overrides: Any) -> Self:
         """Settings from ``TPO_POLICY_URL``, ``TPO_REWARD_URL``, ... then ``overrides``."""
         values: dict[str, Any] = settings_from_env(cls)
-        values.update({k: v for k, v in overrides.items() if v not in (None, "")})
+        values.update({k: v for k, v in overrides.items() if v not in (None, "", [], ())})
         return validated(cls, values, "backend settings")
 
     @property
@@ -141,10 +165,13 @@ class BackendSettings(BaseModel):
                 "with the policy, a reward model scores with that model; choose one"
             )
         self._validate_engine()
-        for name in ("policy_url", "reward_url"):
-            url = getattr(self, name)
-            if url and urlparse(url).scheme not in ("http", "https"):
-                raise ConfigError(f"{name} must be an http(s) URL, got {url!r}")
+        for name in URL_FIELDS:
+            urls = split_urls(getattr(self, name))
+            for url in urls:
+                if urlparse(url).scheme not in ("http", "https"):
+                    raise ConfigError(f"{name} must be an http(s) URL, got {url!r}")
+            if len(set(urls)) != len(urls):
+                raise ConfigError(f"{name} names a server twice: {getattr(self, name)!r}")
         if self.policy_url and not self.policy_model:
             raise ConfigError("policy_url needs policy_model (the served model name)")
         if self.reward_url and not self.reward_model:

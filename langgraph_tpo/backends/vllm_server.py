@@ -25,6 +25,7 @@ from langchain_openai import ChatOpenAI
 
 from langgraph_tpo.backends.balancer import Balancer, split_urls
 from langgraph_tpo.backends.chat_template import render_batch_for_reward
+from langgraph_tpo.backends.multi_server import BalancedChatModel
 from langgraph_tpo.errors import (
     NO_KEY,
     SECRET_ENV_VARS,
@@ -90,14 +91,14 @@ def openai_api_url(base_url: str) -> str:
 
 
 def vllm_chat_model(
-    base_url: str,
+    base_url: str | Sequence[str],
     model: str,
     *,
     api_key: str | None = None,
     timeout: float = 600,
     max_retries: int = 0,
     **kwargs: Any,
-) -> ChatOpenAI:
+) -> ChatOpenAI | BalancedChatModel:
     """A ``ChatOpenAI`` for a vLLM (or any OpenAI-compatible) server.
 
     ``base_url`` may be the server root or its ``/v1`` root; ``model`` is the served model
@@ -105,15 +106,26 @@ def vllm_chat_model(
     ``max_retries`` is the OpenAI client's own retries, 0 by default: in a TPO graph the
     node retry policy (``create_tpo_graph(retry=...)``, ``tpo --retries``) is the one
     retry budget. Extra keyword arguments go to ``ChatOpenAI`` (e.g. ``temperature``).
+
+    Several servers of the same model (a list, or URLs separated by commas) give a
+    :class:`~langgraph_tpo.backends.multi_server.BalancedChatModel` over one ``ChatOpenAI``
+    per server.
     """
-    return ChatOpenAI(
-        model=model,
-        base_url=openai_api_url(base_url),
-        api_key=resolve_api_key(api_key),
-        timeout=openai_timeout(timeout),
-        max_retries=max_retries,
-        **kwargs,
-    )
+    urls = split_urls(base_url)
+    if not urls:
+        raise ConfigError(f"vllm_chat_model needs a server URL; got {base_url!r}")
+    clients = [
+        ChatOpenAI(
+            model=model,
+            base_url=openai_api_url(url),
+            api_key=resolve_api_key(api_key),
+            timeout=openai_timeout(timeout),
+            max_retries=max_retries,
+            **kwargs,
+        )
+        for url in urls
+    ]
+    return clients[0] if len(clients) == 1 else BalancedChatModel(clients=clients)
 
 
 def _local_tokenizer_path(model: str, tokenizer_path: str | Path | None) -> Path | None:

@@ -34,6 +34,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from langgraph_tpo.backends.balancer import Balancer, count_requests
 from langgraph_tpo.backends.factory import BackendSettings
 from langgraph_tpo.cli import options as o
 from langgraph_tpo.cli.console import (
@@ -109,16 +110,20 @@ class EvalRunner:
     concurrency: int
     max_errors: int
     secrets: list[str | None]
+    balancers: list[Balancer] = field(default_factory=list)
     outcome: Outcome = field(default_factory=Outcome)
 
     async def run_item(self, item: WorkItem) -> dict[str, Any]:
         """Run one prompt with its method and append its line; no await after the run,
         so a cancelled item writes nothing and a finished one is always written."""
         start = time.perf_counter()
-        out = await self.graphs[item.method].ainvoke({"query": item.record.prompt})
+        with count_requests() as requests:
+            out = await self.graphs[item.method].ainvoke({"query": item.record.prompt})
         line = result_line(
             item, out, time.perf_counter() - start, self.configs[item.method], self.backend
         )
+        if self.balancers:
+            line["server_requests"] = requests_by_role(requests)
         self.writer.write(line)
         self.outcome.written += 1
         return line
@@ -174,7 +179,35 @@ class EvalRunner:
 
     def _description(self) -> str:
         failed = f", {self.outcome.failed} failed" if self.outcome.failed else ""
-        return f"tpo eval{failed}"
+        servers = "".join(f"  {servers_summary(b)}" for b in self.balancers)
+        return f"tpo eval{failed}{servers}"
+
+
+def servers_summary(balancer: Balancer) -> str:
+    """``policy: :8000 12, :8001 9 (2 failed, set aside)``: requests per server so far."""
+    parts = []
+    for url, stats in balancer.stats().items():
+        notes = [f"{stats['failures']} failed"] if stats["failures"] else []
+        if stats["set_aside"]:
+            notes.append("set aside")
+        extra = f" ({', '.join(notes)})" if notes else ""
+        parts.append(f"{url} {stats['requests']}{extra}")
+    return f"{balancer.role}: " + ", ".join(parts)
+
+
+def requests_by_role(counts: dict[str, int]) -> dict[str, dict[str, int]]:
+    """``{"policy http://a": 3}`` as ``{"policy": {"http://a": 3}}``."""
+    by_role: dict[str, dict[str, int]] = {}
+    for key, count in sorted(counts.items()):
+        role, _, url = key.partition(" ")
+        by_role.setdefault(role, {})[url] = count
+    return by_role
+
+
+def report_servers(console: Console, balancers: list[Balancer]) -> None:
+    """One line per kind of server: requests each served this run, failures, set aside."""
+    for balancer in balancers:
+        note(console, f"requests per server: {servers_summary(balancer)}")
 
 
 def report_end(console: Console, outcome: Outcome, out: Path, total: int, done_before: int) -> None:
@@ -278,16 +311,19 @@ def eval_command(
             if not pending:
                 note(console, f"done: all {len(items)} results already in {out}")
                 return
+            graphs, balancers = build_graphs(backends, configs, settings.retry)
             runner = EvalRunner(
-                build_graphs(backends, configs, settings.retry),
+                graphs,
                 configs,
                 describe_backends(backends),
                 writer,
                 concurrency=concurrency,
                 max_errors=max_errors,
                 secrets=secrets,
+                balancers=balancers,
             )
             outcome = run_with_progress(console, runner, pending)
+            report_servers(console, balancers)
     report_end(console, outcome, out, len(items), done_before)
 
 
@@ -311,11 +347,19 @@ def run_with_progress(console: Console, runner: EvalRunner, items: list[WorkItem
 
 def build_graphs(
     backends: BackendSettings, configs: dict[str, TPOConfig], retry: RetryPolicy | None
-) -> dict[str, Any]:
-    """One TPO graph per method, all on the same loaded policy and reward."""
+) -> tuple[dict[str, Any], list[Balancer]]:
+    """One TPO graph per method, all on the same loaded policy and reward; and the
+    balancers of the kinds of server (policy, reward) given as several URLs."""
     check_servers(backends, retry)
     policy, reward = build_models(backends)
-    return {m: create_tpo_graph(policy, reward, c, retry=retry) for m, c in configs.items()}
+    graphs = {m: create_tpo_graph(policy, reward, c, retry=retry) for m, c in configs.items()}
+    return graphs, several_server_balancers(policy, reward)
+
+
+def several_server_balancers(*models: Any) -> list[Balancer]:
+    """The balancers of ``models`` that spread requests over more than one server."""
+    balancers = [getattr(model, "balancer", None) for model in models]
+    return [b for b in balancers if isinstance(b, Balancer) and len(b.endpoints) > 1]
 
 
 def _pending(

@@ -101,13 +101,18 @@ def aliases() -> dict[str, str]:
     }
 
 
-def cli_type(annotation: Any) -> type:
+def cli_type(annotation: Any) -> Any:
     """The command-line type of a field: its scalar type (bool, int, float, str), else str
-    (a Literal, a JSON object, ...: the model validates the text)."""
+    (a Literal, a JSON object, ...: the model validates the text); a field that takes a list
+    of strings (several server URLs) is a flag that may be repeated."""
     args = typing.get_args(annotation)
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         scalars = [cli_type(a) for a in args if a is not type(None)]
+        if list[str] in scalars:
+            return list[str]
         return scalars[0] if len(set(scalars)) == 1 else str
+    if typing.get_origin(annotation) is list:
+        return list[str]
     return annotation if annotation in (bool, int, float, str) else str
 
 

@@ -1,0 +1,116 @@
+"""A policy served by several OpenAI-compatible servers (vLLM) of the same model.
+
+:class:`BalancedChatModel` is a LangChain chat model over one ``ChatOpenAI`` per server. Each
+call goes, whole, to one server chosen by a :class:`~langgraph_tpo.backends.balancer.Balancer`
+(fewest requests in flight); ``n`` stays in that one request, so a TPO run still sends 1+3D
+chat requests, and the model has an ``n`` field, so :func:`langgraph_tpo.policy.supports_n`
+sees it. A connection error or a 5xx sets the server aside and the same call goes to another.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatResult, LLMResult
+from langchain_openai import ChatOpenAI
+from pydantic import ConfigDict, Field, PrivateAttr
+
+from langgraph_tpo.backends.balancer import Balancer
+
+
+def policy_server_failed(exc: BaseException) -> bool:
+    """True when the server, not the request, is at fault: no connection (refused, reset,
+    dropped mid-answer, timed out) or an HTTP 5xx."""
+    if isinstance(exc, openai.APIConnectionError):
+        return True
+    return isinstance(exc, openai.APIStatusError) and exc.status_code >= 500
+
+
+class BalancedChatModel(BaseChatModel):
+    """Chat completions spread over ``clients`` (one ``ChatOpenAI`` per server URL)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    clients: list[ChatOpenAI] = Field(min_length=1)
+    model_name: str = ""
+    n: int | None = None  # passed per call (kwargs); declared so supports_n() sees it
+    _balancer: Balancer = PrivateAttr()
+    _by_url: dict[str, ChatOpenAI] = PrivateAttr()
+
+    def model_post_init(self, context: Any) -> None:
+        self._by_url = {str(client.openai_api_base): client for client in self.clients}
+        self._balancer = Balancer(list(self._by_url), "policy")
+        if not self.model_name:
+            self.model_name = self.clients[0].model_name
+
+    @property
+    def balancer(self) -> Balancer:
+        """The balancer choosing the server of each call (counts per server in ``stats``)."""
+        return self._balancer
+
+    @property
+    def base_url(self) -> str:
+        """The servers' URLs, comma-separated (what error messages name)."""
+        return ",".join(self._by_url)
+
+    @property
+    def openai_api_key(self) -> Any:
+        """The clients' API key (the same for all), so errors can mask it."""
+        return self.clients[0].openai_api_key
+
+    @property
+    def _llm_type(self) -> str:
+        return "tpo-balanced-openai"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": self.model_name, "base_urls": list(self._by_url)}
+
+    def _invocation(self, n: int | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if n is None and self.n is not None:
+            n = self.n
+        return {**kwargs, "n": n} if n is not None else kwargs
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        params = self._invocation(kwargs.pop("n", None), kwargs)
+
+        async def send(url: str) -> LLMResult:
+            # this model's run is the traced one: the client's own run would repeat it
+            return await self._by_url[url].agenerate([messages], stop=stop, **params)
+
+        return _chat_result(await self._balancer.call(send, policy_server_failed))
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        params = self._invocation(kwargs.pop("n", None), kwargs)
+
+        def send(url: str) -> LLMResult:
+            return self._by_url[url].generate([messages], stop=stop, **params)
+
+        return _chat_result(self._balancer.call_sync(send, policy_server_failed))
+
+    def _combine_llm_outputs(self, llm_outputs: list[dict | None]) -> dict:
+        """One prompt per call (what TPO sends): its token usage as the server reported it."""
+        present = [output for output in llm_outputs if output]
+        if len(present) == 1:
+            return dict(present[0])
+        return self.clients[0]._combine_llm_outputs(llm_outputs)
+
+
+def _chat_result(result: LLMResult) -> ChatResult:
+    return ChatResult(generations=list(result.generations[0]), llm_output=result.llm_output)
