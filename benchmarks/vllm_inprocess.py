@@ -10,7 +10,7 @@ Prometheus metrics (requests, sequences, generated tokens).
 vLLM and langgraph-tpo need one venv: run from the dev venv and the script builds the
 langgraph-tpo + vLLM CPU venv (``ensure_tpo_vllm_venv``) and re-runs itself there.
 
-    python -m benchmarks.vllm_inprocess [--runs 4] [--max-tokens 64] [-n 5] [-d 2] [--rounds 2]
+    python -m benchmarks.vllm_inprocess [--runs 4] [--max-tokens 48] [-n 5] [-d 2] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ TARGET_RATIO = 2.0  # 4 runs at once vs one run alone: "well under 4x"
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=4, help="runs at once (and prompts)")
-    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("-n", "--num-samples", type=int, default=5)
     parser.add_argument("-d", "--max-iterations", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
@@ -194,8 +194,7 @@ def main() -> None:
         "summary": summary,
         "table_md": table,
     }
-    path = write_json("vllm_inprocess", payload, args.out)
-    print(f"wrote {path}")
+    write_json("vllm_inprocess", payload, args.out)
 
 
 if __name__ == "__main__":  # vLLM spawns its engine core: the entry point must be guarded
