@@ -160,9 +160,15 @@ def settings_from_env(
 
 
 def _from_text(name: str, annotation: Any, text: str) -> Any:
+    adapter = TypeAdapter(annotation)
     try:
-        return TypeAdapter(annotation).validate_strings(text)
+        return adapter.validate_strings(text)
     except ValidationError as exc:
+        if text.lstrip().startswith(("{", "[")):  # an object or list setting, given as JSON
+            try:
+                return adapter.validate_json(text)
+            except ValidationError:
+                pass
         message = exc.errors()[0]["msg"]
         raise ConfigError(f"{env_name(name)}={text!r}: {message}") from exc
 
