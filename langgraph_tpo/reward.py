@@ -15,6 +15,7 @@ import numbers
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
+from langchain_core.messages import BaseMessage, ChatMessage
 from langchain_core.runnables import Runnable
 
 from langgraph_tpo.errors import RewardError, is_transient
@@ -23,6 +24,14 @@ Message: TypeAlias = dict[str, str]
 Conversation: TypeAlias = list[Message]
 RewardPair: TypeAlias = tuple[Conversation, str]
 ScoreFn: TypeAlias = Callable[[str, str], float] | Callable[[str, str], Awaitable[float]]
+# The chat role of each LangChain message type a conversation may hold.
+CHAT_ROLES = {"human": "user", "ai": "assistant", "system": "system"}
+
+
+def chat_role(message: BaseMessage) -> str | None:
+    """The chat role of a LangChain message (a ``ChatMessage`` keeps its own); None for
+    the types a conversation does not hold (tool and function messages)."""
+    return message.role if isinstance(message, ChatMessage) else CHAT_ROLES.get(message.type)
 
 
 @runtime_checkable

@@ -18,7 +18,7 @@ from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, ChatMessage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import model_validator
 
@@ -26,8 +26,8 @@ from langgraph_tpo.backends.causal_lm import LoadedModel, check_model_path, load
 from langgraph_tpo.backends.nucleus import TemperatureTopP
 from langgraph_tpo.errors import ConfigError, PolicyError
 from langgraph_tpo.policy import sum_token_usage
+from langgraph_tpo.reward import chat_role
 
-_ROLES = {"human": "user", "ai": "assistant", "system": "system"}
 # Sampling draws from torch's global RNG: one sampling call at a time across all models,
 # so a seeded call is reproducible even while another model samples in another thread.
 _RNG_LOCK = threading.Lock()
@@ -78,7 +78,7 @@ def to_chat_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
     """LangChain messages as ``{"role", "content"}`` dicts for a chat template."""
     converted = []
     for message in messages:
-        role = message.role if isinstance(message, ChatMessage) else _ROLES.get(message.type)
+        role = chat_role(message)
         if role is None:
             raise ConfigError(
                 f"TransformersChatModel cannot render a {message.type!r} message "

@@ -32,9 +32,9 @@ from pydantic import ConfigDict, Field
 
 from langgraph_tpo.errors import BackendUnavailableError, ConfigError
 from langgraph_tpo.policy import sum_token_usage
+from langgraph_tpo.reward import chat_role
 
 T = TypeVar("T")
-_ROLES = {"human": "user", "ai": "assistant", "system": "system"}
 _OVERRIDABLE = ("n", "temperature", "top_p", "max_tokens", "seed", "logprobs", "top_logprobs")
 # Sampling defaults the OpenAI server takes from the model's generation_config when a
 # request leaves them unset (vLLM's ChatCompletionRequest._DEFAULT_SAMPLING_PARAMS).
@@ -246,7 +246,7 @@ class VLLMChatModel(BaseChatModel):
 
     async def _run(self, engine: Engine, messages: list[BaseMessage], stop: Any, kwargs: Any):
         values = self._values(kwargs)
-        conversation = [{"role": _ROLES.get(m.type, "user"), "content": m.text} for m in messages]
+        conversation = [{"role": chat_role(m) or "user", "content": m.text} for m in messages]
         engine_input = await engine.render(conversation)
         prompt_len = len(engine_input["prompt_token_ids"])
         params = self._sampling_params(engine, values, stop, prompt_len)
