@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -36,6 +37,14 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def tpo_arguments(parser: argparse.ArgumentParser, max_tokens: int) -> None:
+    """The TPO settings a benchmark run takes: -n, -d, --max-tokens, --seed."""
+    parser.add_argument("--max-tokens", type=int, default=max_tokens)
+    parser.add_argument("-n", "--num-samples", type=int, default=5)
+    parser.add_argument("-d", "--max-iterations", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=1234)
 
 
 def write_json(name: str, payload: dict[str, Any], out: Path | None = None) -> Path:

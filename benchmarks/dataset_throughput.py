@@ -29,7 +29,14 @@ from typing import Any
 from openai import AsyncOpenAI
 
 from benchmarks.chains import Counters, Settings, settled_counters, tpo_graph
-from benchmarks.common import RESULTS_DIR, contention, show_table, stop_on_signals, write_json
+from benchmarks.common import (
+    RESULTS_DIR,
+    contention,
+    show_table,
+    stop_on_signals,
+    tpo_arguments,
+    write_json,
+)
 from benchmarks.prompts import prompts
 from benchmarks.servers import BenchServers, add_server_args, running_servers
 
@@ -41,10 +48,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=32)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8, 16])
-    parser.add_argument("--max-tokens", type=int, default=16)
-    parser.add_argument("-n", "--num-samples", type=int, default=5)
-    parser.add_argument("-d", "--max-iterations", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=1234)
+    tpo_arguments(parser, max_tokens=16)
     parser.add_argument(
         "--in-process", action="store_true", help="graph.abatch instead of the tpo eval CLI"
     )

@@ -36,7 +36,14 @@ from benchmarks.chains import (
     tpo_runner,
     warm_up,
 )
-from benchmarks.common import contention, show_table, stop_on_signals, verdict, write_json
+from benchmarks.common import (
+    contention,
+    show_table,
+    stop_on_signals,
+    tpo_arguments,
+    verdict,
+    write_json,
+)
 from benchmarks.prompts import prompts
 from benchmarks.servers import BenchServers, add_server_args, running_servers
 
@@ -52,10 +59,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--max-tokens", type=int, default=256)
-    parser.add_argument("-n", "--num-samples", type=int, default=5)
-    parser.add_argument("-d", "--max-iterations", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=1234)
+    tpo_arguments(parser, max_tokens=256)
     parser.add_argument("--rounds", type=int, default=2, help="A,B then B,A ... on prompt chunks")
     parser.add_argument("--out", type=Path)
     add_server_args(parser)

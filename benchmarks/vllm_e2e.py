@@ -34,7 +34,14 @@ from benchmarks.chains import (
     tpo_runner,
     warm_up,
 )
-from benchmarks.common import contention, show_table, stop_on_signals, verdict, write_json
+from benchmarks.common import (
+    contention,
+    show_table,
+    stop_on_signals,
+    tpo_arguments,
+    verdict,
+    write_json,
+)
 from benchmarks.prompts import prompts
 from benchmarks.servers import BenchServers, add_server_args, running_servers
 
@@ -45,10 +52,7 @@ TIME_TARGET = 1.05
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=16, help="how many of the fixed prompts")
-    parser.add_argument("--max-tokens", type=int, default=128)
-    parser.add_argument("-n", "--num-samples", type=int, default=5)
-    parser.add_argument("-d", "--max-iterations", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=1234)
+    tpo_arguments(parser, max_tokens=128)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
     parser.add_argument(
         "--rounds",
