@@ -34,10 +34,19 @@ from langgraph_tpo import TPOConfig, create_tpo_graph
 from langgraph_tpo.backends.chat_template import render_batch_for_reward
 from langgraph_tpo.backends.vllm_server import VLLMServerReward, vllm_chat_model
 from langgraph_tpo.extraction import extract_response
-from langgraph_tpo.prompts import gradient_messages, loss_messages, update_messages
-from langgraph_tpo.prompts.templates import UPDATE_START_TAG
+from langgraph_tpo.policy import STEP_HEADER
+from langgraph_tpo.prompts import builtin_prompt_set
+from langgraph_tpo.prompts.render import (
+    Quoted,
+    gradient_messages,
+    loss_messages,
+    make_nonce,
+    sample_messages,
+    update_messages,
+)
 
 WARMUP_PROMPT = "Say hello."
+LOCAL_COMPUTE = {"source": "local_compute"}
 LOSS = (
     "Question: {query}\n\nAnswer A: {chosen}\n\nAnswer B: {rejected}\n\n"
     "Answer A was preferred. Briefly say why, and what A still lacks."
@@ -62,12 +71,14 @@ class Settings:
     seed: int = 1234
     temperature: float = 0.7
     top_p: float = 0.95
+    prompts: str = "paper"  # the graph's prompt set (and SamePromptChain's)
 
     def tpo_config(self) -> TPOConfig:
         return TPOConfig(
             num_samples=self.n,
             max_iterations=self.d,
             max_tokens=self.max_tokens,
+            critique_max_tokens=self.max_tokens,
             seed=self.seed,
             temperature=self.temperature,
             top_p=self.top_p,
@@ -100,6 +111,7 @@ class Counters:
     prefix_cache_hits: float = 0.0
     classify_requests: float = 0.0
     reward_prompt_tokens: float = 0.0
+    computed_prompt_tokens: float = 0.0  # prompt tokens the policy computed (not cached)
 
     def __sub__(self, other: Counters) -> Counters:
         return Counters(*(getattr(self, f.name) - getattr(other, f.name) for f in fields(self)))
@@ -120,6 +132,9 @@ def read_counters(servers: BenchServers) -> Counters:
         prefix_cache_hits=policy.get("vllm:prefix_cache_hits_total", 0.0),
         classify_requests=servers.reward_metrics(CLASSIFY).get("http_requests_total", 0.0),
         reward_prompt_tokens=reward.get("vllm:prompt_tokens_total", 0.0),
+        computed_prompt_tokens=servers.policy_metrics(LOCAL_COMPUTE).get(
+            "vllm:prompt_tokens_by_source_total", 0.0
+        ),
     )
 
 
@@ -264,7 +279,7 @@ def tpo_graph(servers: BenchServers, settings: Settings, policy: Any = None) -> 
     reward = VLLMServerReward(
         servers.reward_url, servers.reward_model, tokenizer_path=servers.reward_tokenizer_path
     )
-    return create_tpo_graph(policy, reward, settings.tpo_config())
+    return create_tpo_graph(policy, reward, settings.tpo_config(), prompts=settings.prompts)
 
 
 def tpo_runner(graph: Any) -> Runner:
@@ -280,19 +295,14 @@ def tpo_runner(graph: Any) -> Runner:
 
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system"}
-CHOSEN_SECTION = "### CHOSEN RESPONSE"
+KINDS = {"textual_loss": "loss", "textual_gradient": "gradient"}
 
 
-def call_kind(messages: list[dict[str, str]]) -> str:
-    """Which TPO step sent these messages (sample, loss, gradient or update); for the
-    single-turn queries of the benchmarks."""
-    if any(UPDATE_START_TAG in m["content"] for m in messages):
-        return "update"
-    if any(m["role"] == "assistant" for m in messages):  # the loss conversation, continued
-        return "gradient"
-    if any(CHOSEN_SECTION in m["content"] for m in messages):
-        return "loss"
-    return "sample"
+def call_kind(kwargs: dict[str, Any]) -> str:
+    """Which TPO step sent a request (sample, loss, gradient or update): the step header
+    the package sends with every call of an OpenAI-compatible policy."""
+    step = (kwargs.get("extra_headers") or {}).get(STEP_HEADER, "sample")
+    return KINDS.get(step, step)
 
 
 class RecordingChatOpenAI(ChatOpenAI):
@@ -315,7 +325,7 @@ class RecordingChatOpenAI(ChatOpenAI):
         result = await super()._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
         usage = (result.llm_output or {}).get("token_usage") or {}
         generated = int(usage.get("completion_tokens") or 0)
-        self._calls.append(Call(call_kind(dicts), dicts, int(kwargs.get("n") or 1), generated))
+        self._calls.append(Call(call_kind(kwargs), dicts, int(kwargs.get("n") or 1), generated))
         return result
 
 
@@ -342,6 +352,13 @@ def chat_prompt_tokens(tokenizer: Any, messages: list[dict[str, str]]) -> int:
 # ---------------------------------------------------------------- the direct chain
 
 
+def _as_dict(turn: tuple[str, str] | BaseMessage) -> dict[str, str]:
+    if isinstance(turn, BaseMessage):
+        return {"role": _ROLES[turn.type], "content": str(turn.content)}
+    role, content = turn
+    return {"role": _ROLES[role], "content": content}
+
+
 class DirectChain:
     """TPO with the ``openai`` client and httpx only, and short prompts."""
 
@@ -365,10 +382,10 @@ class DirectChain:
         return await self.chat_messages([("human", content)], n, seed, kind)
 
     async def chat_messages(
-        self, turns: list[tuple[str, str]], n: int, seed: int, kind: str
+        self, turns: Sequence[tuple[str, str] | BaseMessage], n: int, seed: int, kind: str
     ) -> list[str]:
         s = self.settings
-        messages = [{"role": _ROLES[role], "content": content} for role, content in turns]
+        messages = [_as_dict(turn) for turn in turns]
         response = await self.client.chat.completions.create(
             model=self.servers.policy_model,
             messages=messages,  # type: ignore[arg-type]
@@ -429,19 +446,25 @@ class SamePromptChain(DirectChain):
 
     async def run(self, query: str, seed: int) -> float:
         s = self.settings
-        texts = await self.chat_messages([("human", query)], s.n, seed, "sample")
+        prompts = builtin_prompt_set(s.prompts)
+        conversation = [{"role": "user", "content": query}]
+        delimiters = prompts.delimiters(make_nonce(seed, conversation))
+        turns = sample_messages(prompts, conversation)
+        texts = await self.chat_messages(turns, s.n, seed, "sample")
         cache: dict[str, float] = {}  # text -> score, in the order first seen
         await self.score_new(query, [t for t in texts if t.strip()], cache)
         for k in range(1, s.d + 1):
             chosen = max(cache, key=cache.__getitem__)
             rejected = min(reversed(cache), key=cache.__getitem__)
-            pair = (query, chosen, None if rejected == chosen else rejected)
-            loss = (await self.chat_messages(loss_messages(*pair), 1, seed, "loss"))[0].strip()
-            turns = gradient_messages(*pair, loss)
+            q = Quoted(query, chosen, None if rejected == chosen else rejected)
+            turns = loss_messages(prompts, q)
+            loss = (await self.chat_messages(turns, 1, seed, "loss"))[0].strip()
+            q = replace(q, textual_loss=loss)
+            turns = gradient_messages(prompts, q)
             gradient = (await self.chat_messages(turns, 1, seed, "gradient"))[0].strip()
-            turns = update_messages(query, chosen, gradient)
+            turns = update_messages(prompts, replace(q, textual_gradient=gradient), delimiters, s.n)
             outputs = await self.chat_messages(turns, s.n, seed + k, "update")
-            extracted = [extract_response(text)[0] for text in outputs]
+            extracted = [extract_response(text, delimiters)[0] for text in outputs]
             await self.score_new(query, [t for t in extracted if t is not None], cache)
         return max(cache.values())
 

@@ -36,7 +36,8 @@ from langgraph_tpo.backends.causal_lm import (
     load_model,
 )
 from langgraph_tpo.backends.factory import BackendSettings, build_policy, build_reward
-from langgraph_tpo.prompts import update_messages
+from langgraph_tpo.prompts import COMPACT
+from langgraph_tpo.prompts.render import Quoted, update_messages
 
 PROMPT = "How do I take care of a wooden table?"
 # An update step's prompt at a typical size (~330 tokens): TPO samples N rewrites of it.
@@ -48,7 +49,9 @@ SUGGESTIONS = (
     "Mention how to clean sticky spots with mild soap, how often to wax or oil the finish, "
     "and how to repair small scratches. Order the advice from daily to yearly care. "
 ) * 2
-UPDATE_PROMPT = update_messages(PROMPT, CHOSEN, SUGGESTIONS)
+UPDATE_PROMPT = update_messages(
+    COMPACT, Quoted(PROMPT, CHOSEN, None, textual_gradient=SUGGESTIONS), COMPACT.delimiters("0" * 8)
+)
 N = 5
 SPEEDUP_TARGET = 2.5
 RUN_TIME_TARGET_S = 180.0

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from langgraph_tpo.adapters import as_text_runnable, as_tool, tpo_node
     from langgraph_tpo.config import TPOConfig
     from langgraph_tpo.graph import Candidate, TPOState, create_tpo_graph
+    from langgraph_tpo.prompts import PromptSet
     from langgraph_tpo.reward import BatchReward, as_batch_reward
 
 _LAZY = {
@@ -31,6 +32,7 @@ _LAZY = {
     "Candidate": "langgraph_tpo.graph",
     "TPOState": "langgraph_tpo.graph",
     "create_tpo_graph": "langgraph_tpo.graph",
+    "PromptSet": "langgraph_tpo.prompts",
     "BatchReward": "langgraph_tpo.reward",
     "as_batch_reward": "langgraph_tpo.reward",
 }
@@ -55,6 +57,7 @@ __all__ = [
     "Candidate",
     "ConfigError",
     "PolicyError",
+    "PromptSet",
     "RewardError",
     "TPOConfig",
     "TPOError",

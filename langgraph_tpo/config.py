@@ -27,6 +27,7 @@ from langgraph_tpo.errors import ConfigError
 Mode = Literal["tpo", "revision", "bon"]
 Settings = TypeVar("Settings", bound=BaseModel)
 ENV_PREFIX = "TPO_"
+ExtractionRule = Literal["lenient", "strict"]
 
 
 class TPOConfig(BaseModel):
@@ -43,7 +44,15 @@ class TPOConfig(BaseModel):
     temperature: float = Field(0.7, ge=0.0, description="Sampling temperature of the policy.")
     top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling top_p.")
     max_tokens: int = Field(
-        2048, ge=1, description="Max new tokens per policy generation (responses and critiques)."
+        2048,
+        ge=1,
+        description="Max new tokens of a response (sample and update); the reference uses 2048.",
+    )
+    critique_max_tokens: int = Field(
+        2048,
+        ge=1,
+        description="Max new tokens of a critique (textual_loss) and of the suggestions "
+        "(textual_gradient); the reference allows up to 8192.",
     )
     score_threshold: float | None = Field(
         None, description="Stop as soon as the best score reaches this value (off when null)."
@@ -68,6 +77,19 @@ class TPOConfig(BaseModel):
         ge=16,
         description="Chosen and rejected responses are cut to this many tokens inside "
         "critique and update prompts (the reference implementation uses 2048).",
+    )
+
+    prompt_set: str | None = Field(
+        None,
+        description="Prompt set: 'paper' (the paper's information flow) or 'compact' "
+        "(shorter prompts); in the CLI also a YAML/TOML file as `tpo prompts show` prints "
+        "it; null: the graph's set (default paper).",
+    )
+    extraction: ExtractionRule = Field(
+        "lenient",
+        description="How the new response is read from an update output. lenient: the last "
+        "delimited block, else what a lone delimiter marks, else the whole text; strict (the "
+        "reference's rule): only text after an opening delimiter, other outputs dropped.",
     )
 
     review_gradient: bool = Field(

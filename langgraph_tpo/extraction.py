@@ -1,55 +1,88 @@
 """Pull the new response out of an update generation.
 
-Rules, in order:
-1. One or more complete ``<improved_response>...</improved_response>`` blocks: the last
-   non-empty block (models often draft, then finalise).
-2. Only an opening tag: everything after the last opening tag.
-3. Only a closing tag: everything before the first closing tag.
-4. No tags: the whole text (the model ignored the delimiters).
-Stray tags left inside are removed; surrounding whitespace is stripped; an empty
-result is dropped. The kind of rule used is returned so the trajectory can count it.
+The delimiters are the run's (``PromptSet.delimiters(nonce)``): only they count, so a tag
+without the nonce, e.g. ``<improved_response>`` inside a code block, is ordinary text.
+
+``lenient`` rules (the default), in order:
+1. One or more complete start...end blocks: the last non-empty block (models often draft,
+   then finalise).
+2. Only an opening delimiter: everything after the last one.
+3. Only a closing delimiter: everything before the first one.
+4. No delimiter: the whole text (the model ignored the instruction).
+
+``strict`` (the reference implementation's rule): the text after the first opening
+delimiter, up to the next closing one; an output without an opening delimiter is dropped
+(``no_open_tag``).
+
+Delimiters left inside are removed; surrounding whitespace is stripped; an empty result is
+dropped. The rule used is returned so the trajectory can count it.
 """
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Literal
 
 from langgraph_tpo.prompts import UPDATE_END_TAG, UPDATE_START_TAG
 
-Extraction = Literal["tagged", "open_tag_only", "close_tag_only", "untagged", "empty"]
-
-_START = re.compile(re.escape(UPDATE_START_TAG), re.IGNORECASE)
-_END = re.compile(re.escape(UPDATE_END_TAG), re.IGNORECASE)
-# A block runs from the LAST opening tag before a closing tag: an echoed lone opening tag
-# earlier in the text does not leak into the response.
-_BLOCK = re.compile(
-    re.escape(UPDATE_START_TAG)
-    + r"((?:(?!"
-    + re.escape(UPDATE_START_TAG)
-    + r").)*?)"
-    + re.escape(UPDATE_END_TAG),
-    re.IGNORECASE | re.DOTALL,
-)
+Extraction = Literal[
+    "tagged", "open_tag_only", "close_tag_only", "untagged", "empty", "no_open_tag", "scaffolding"
+]
+PLAIN_DELIMITERS = (UPDATE_START_TAG, UPDATE_END_TAG)
 
 
-def _clean(text: str) -> str:
-    return _END.sub("", _START.sub("", text)).strip()
+@lru_cache(maxsize=64)
+def _patterns(delimiters: tuple[str, str]) -> tuple[re.Pattern[str], ...]:
+    start, end = (re.escape(d) for d in delimiters)
+    return (
+        re.compile(start, re.IGNORECASE),
+        re.compile(end, re.IGNORECASE),
+        # A block runs from the LAST opening delimiter before a closing one: an echoed lone
+        # opening delimiter earlier in the text does not leak into the response.
+        re.compile(start + r"((?:(?!" + start + r").)*?)" + end, re.IGNORECASE | re.DOTALL),
+    )
 
 
-def extract_response(text: str | None) -> tuple[str | None, Extraction]:
-    """Return ``(response, rule)``; ``response`` is None when nothing usable is left."""
+def _clean(text: str, start: re.Pattern[str], end: re.Pattern[str]) -> str:
+    return end.sub("", start.sub("", text)).strip()
+
+
+def extract_response(
+    text: str | None,
+    delimiters: tuple[str, str] = PLAIN_DELIMITERS,
+    *,
+    rule: Literal["lenient", "strict"] = "lenient",
+) -> tuple[str | None, Extraction]:
+    """Return ``(response, rule_used)``; ``response`` is None when nothing usable is left."""
     text = text or ""
-    blocks = [_clean(b) for b in _BLOCK.findall(text)]
-    blocks = [b for b in blocks if b]
+    start, end, block = _patterns(delimiters)
+    if rule == "strict":
+        return _strict(text, start, end)
+    blocks = [b for b in (_clean(b, start, end) for b in block.findall(text)) if b]
     if blocks:
         return blocks[-1], "tagged"
-    starts = list(_START.finditer(text))
-    end = _END.search(text)
-    if starts and not (end and end.start() > starts[-1].start()):
-        response, rule = _clean(text[starts[-1].end() :]), "open_tag_only"
-    elif end and not starts:
-        response, rule = _clean(text[: end.start()]), "close_tag_only"
+    starts = list(start.finditer(text))
+    closing = end.search(text)
+    used: Extraction
+    if starts and not (closing and closing.start() > starts[-1].start()):
+        response, used = _clean(text[starts[-1].end() :], start, end), "open_tag_only"
+    elif closing and not starts:
+        response, used = _clean(text[: closing.start()], start, end), "close_tag_only"
     else:
-        response, rule = _clean(text), "untagged"
-    return (response, rule) if response else (None, "empty")
+        response, used = _clean(text, start, end), "untagged"
+    return (response, used) if response else (None, "empty")
+
+
+def _strict(
+    text: str, start: re.Pattern[str], end: re.Pattern[str]
+) -> tuple[str | None, Extraction]:
+    opening = start.search(text)
+    if opening is None:
+        return None, "no_open_tag"
+    rest = text[opening.end() :]
+    closing = end.search(rest)
+    response = _clean(rest[: closing.start()] if closing else rest, start, end)
+    if not response:
+        return None, "empty"
+    return response, "tagged" if closing else "open_tag_only"

@@ -1,6 +1,10 @@
 """Deterministic, instant fake models for unit tests and overhead benchmarks.
 
-They are fakes for testing graph logic only; real runs use the backends.
+They are fakes for testing graph logic only; real runs use the backends. They tell the TPO
+steps apart by the metadata every policy call carries (``tpo_step``), never by the
+prompt's wording, so they work with any prompt set. Responders write update answers
+between the plain tags ``<improved_response>``...``</improved_response>``; the fakes put
+the run's delimiters (metadata ``tpo_delimiters``) in their place.
 """
 
 from __future__ import annotations
@@ -17,18 +21,27 @@ from langgraph_tpo.prompts import UPDATE_END_TAG, UPDATE_START_TAG
 from langgraph_tpo.reward import RewardPair
 
 Responder = Callable[[str, int, int], str]  # (kind, call number of that kind, sample index)
+KINDS = {"textual_loss": "loss", "textual_gradient": "gradient"}  # step -> short kind
 
 
-def prompt_kind(messages: Sequence[BaseMessage]) -> str:
-    """Which TPO step a prompt belongs to: sample, loss, gradient or update."""
-    last = str(messages[-1].content)
-    if UPDATE_START_TAG in last and "Rewrite the CHOSEN" in last:
-        return "update"
-    if "list concrete suggestions" in last:
-        return "gradient"
-    if "Do not write a new response." in last:
-        return "loss"
-    return "sample"
+def call_metadata(run_manager: Any) -> dict[str, Any]:
+    """The metadata of the model call being run (empty outside LangChain's callbacks)."""
+    return dict(getattr(run_manager, "metadata", None) or {})
+
+
+def step_kind(run_manager: Any) -> str:
+    """Which TPO step made the call: sample, loss, gradient or update (sample when unlabelled)."""
+    step = call_metadata(run_manager).get("tpo_step", "sample")
+    return KINDS.get(step, step)
+
+
+def with_delimiters(text: str, run_manager: Any) -> str:
+    """``text`` with the plain tags replaced by the run's update delimiters."""
+    delimiters = call_metadata(run_manager).get("tpo_delimiters")
+    if not delimiters:
+        return text
+    start, end = delimiters
+    return text.replace(UPDATE_START_TAG, start).replace(UPDATE_END_TAG, end)
 
 
 def default_responder(kind: str, call: int, index: int) -> str:
@@ -55,24 +68,31 @@ class FakePolicy(BaseChatModel):
     def _llm_type(self) -> str:
         return "fake-tpo-policy"
 
-    def _draw(self, messages: list[BaseMessage], n: int, kwargs: dict[str, Any]) -> ChatResult:
-        kind = prompt_kind(messages)
+    def _draw(
+        self, kind: str, messages: list[BaseMessage], n: int, kwargs: dict[str, Any]
+    ) -> list[str]:
         call, drawn = self.counts.setdefault(kind, [0, 0])
         first = 0 if n > 1 else drawn
         self.counts[kind] = [call + 1, drawn + n]
         self.calls.append({"kind": kind, "n": n, "kwargs": kwargs, "messages": messages})
-        texts = [self.responder(kind, call, first + i) for i in range(n)]
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(t)) for t in texts])
+        return [self.responder(kind, call, first + i) for i in range(n)]
+
+    def _n(self, kwargs: dict[str, Any]) -> int:
+        return 1
 
     def _generate(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
     ) -> ChatResult:
-        return self._draw(messages, 1, kwargs)
+        texts = self._draw(step_kind(run_manager), messages, self._n(kwargs), kwargs)
+        return self._package([with_delimiters(t, run_manager) for t in texts], messages)
+
+    def _package(self, texts: list[str], messages: list[BaseMessage]) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(t)) for t in texts])
 
     async def _agenerate(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
     ) -> ChatResult:
-        return self._generate(messages, stop, **kwargs)
+        return self._generate(messages, stop, run_manager, **kwargs)
 
     def count(self, kind: str | None = None) -> int:
         """Generations drawn (of one kind, or all)."""
@@ -88,10 +108,8 @@ class FakeNPolicy(FakePolicy):
 
     n: int = 1
 
-    def _generate(
-        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
-    ) -> ChatResult:
-        return self._draw(messages, int(kwargs.get("n", self.n)), kwargs)
+    def _n(self, kwargs: dict[str, Any]) -> int:
+        return int(kwargs.get("n", self.n))
 
 
 class FakeBatchReward:
@@ -119,14 +137,16 @@ class InstantPolicy(BaseChatModel):
     def _generate(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
     ) -> ChatResult:
-        text = _CANNED_UPDATE if UPDATE_START_TAG in str(messages[-1].content) else "answer"
+        text = "answer"
+        if step_kind(run_manager) == "update":
+            text = with_delimiters(_CANNED_UPDATE, run_manager)
         message = AIMessage(text)
         return ChatResult(generations=[ChatGeneration(message=message)] * kwargs.get("n", 1))
 
     async def _agenerate(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
     ) -> ChatResult:
-        return self._generate(messages, **kwargs)
+        return self._generate(messages, stop, run_manager, **kwargs)
 
 
 _CANNED_UPDATE = f"{UPDATE_START_TAG}better answer{UPDATE_END_TAG}"

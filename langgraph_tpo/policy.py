@@ -1,4 +1,11 @@
-"""Calling the policy: N samples in one request when the chat model supports ``n``."""
+"""Calling the policy: N samples in one request when the chat model supports ``n``.
+
+Every call runs under the calling node's callbacks (so handlers, ``stream_mode="messages"``,
+``astream_events`` and LangSmith see it) and says which TPO step made it: tag
+``tpo:<step>``, metadata ``tpo_step``, run name ``tpo:<step>``, and, for OpenAI-compatible
+chat models, the HTTP header ``X-TPO-Step``. Test doubles tell the steps apart by these,
+never by the prompt's wording.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, convert_to_messages
 from langchain_core.outputs import ChatGeneration, ChatResult, LLMResult
+from langchain_core.runnables.config import ensure_config
 
 from langgraph_tpo.config import TPOConfig
 from langgraph_tpo.errors import (
@@ -63,11 +71,58 @@ def supports_n(policy: BaseChatModel) -> bool:
     return "n" in type(policy).model_fields
 
 
-def sampling_kwargs(config: TPOConfig, *, seed_offset: int = 0) -> dict[str, Any]:
+STEPS = ("sample", "textual_loss", "textual_gradient", "update")
+CRITIQUE_STEPS = frozenset({"textual_loss", "textual_gradient"})
+STEP_HEADER = "X-TPO-Step"
+
+
+def step_tag(step: str) -> str:
+    return f"tpo:{step}"
+
+
+def max_tokens_for(config: TPOConfig, step: str) -> int:
+    """``critique_max_tokens`` for the critique steps, ``max_tokens`` for responses."""
+    return config.critique_max_tokens if step in CRITIQUE_STEPS else config.max_tokens
+
+
+def is_openai_compatible(model: Any) -> bool:
+    """True for langchain_openai chat models (they pass ``extra_headers`` to the HTTP call),
+    and for models that forward their calls to such clients (``clients``, e.g. the
+    several-server ``BalancedChatModel``)."""
+    if any(cls.__name__ == "BaseChatOpenAI" for cls in type(model).__mro__):
+        return True
+    clients = getattr(model, "clients", None)
+    return isinstance(clients, list) and bool(clients) and all(map(is_openai_compatible, clients))
+
+
+def streams(model: BaseChatModel) -> bool:
+    return type(model)._astream is not BaseChatModel._astream or (
+        type(model)._stream is not BaseChatModel._stream
+    )
+
+
+def step_options(step: str, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The keyword arguments that put one call under the current run, labelled by ``step``.
+
+    The callbacks are those of the node running now (LangGraph sets them in the context),
+    so the call is a child of the node's run.
+    """
+    parent = ensure_config()
+    return {
+        "callbacks": parent.get("callbacks"),
+        "tags": [step_tag(step)],
+        "metadata": {"tpo_step": step, **(metadata or {})},
+        "run_name": step_tag(step),
+    }
+
+
+def sampling_kwargs(
+    config: TPOConfig, *, seed_offset: int = 0, step: str = "sample"
+) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "temperature": config.temperature,
         "top_p": config.top_p,
-        "max_tokens": config.max_tokens,
+        "max_tokens": max_tokens_for(config, step),
     }
     if config.seed is not None:
         kwargs["seed"] = config.seed + seed_offset
@@ -80,19 +135,36 @@ async def generate(
     n: int,
     config: TPOConfig,
     *,
+    step: str = "sample",
     seed_offset: int = 0,
+    metadata: dict[str, Any] | None = None,
 ) -> Generations:
-    """Draw ``n`` texts for one prompt: one request with ``n`` when supported, else n calls."""
+    """Draw ``n`` texts for one prompt: one request with ``n`` when supported, else n calls.
+
+    ``step`` labels the call (see the module docstring); ``metadata`` is added to its run.
+    A request for ``n > 1`` samples is not streamed: LangChain would merge the N streams
+    into one message.
+    """
     prompt = convert_to_messages(messages)
+    options = step_options(step, metadata)
+
+    def call_kwargs(offset: int, count: int) -> dict[str, Any]:
+        kwargs = sampling_kwargs(config, seed_offset=offset, step=step)
+        if count > 1:
+            kwargs["n"] = count
+            if streams(policy):
+                kwargs["stream"] = False
+        if is_openai_compatible(policy):
+            kwargs["extra_headers"] = {STEP_HEADER: step}
+        return kwargs
+
     try:
         if n == 1 or supports_n(policy):
-            kwargs = sampling_kwargs(config, seed_offset=seed_offset)
-            if n > 1:
-                kwargs["n"] = n
-            return _collect([await policy.agenerate([prompt], **kwargs)])
+            result = await policy.agenerate([prompt], **options, **call_kwargs(seed_offset, n))
+            return _collect([result])
         results = await asyncio.gather(
             *(
-                policy.agenerate([prompt], **sampling_kwargs(config, seed_offset=seed_offset + i))
+                policy.agenerate([prompt], **options, **call_kwargs(seed_offset + i, 1))
                 for i in range(n)
             )
         )

@@ -28,7 +28,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from langgraph_tpo.fakes import FakeBatchReward, FakeNPolicy, prompt_kind
+from langgraph_tpo.fakes import FakeBatchReward, FakeNPolicy
 from langgraph_tpo.prompts import UPDATE_END_TAG, UPDATE_START_TAG
 
 DELAY_ENV = "TPO_FAKE_DELAY"
@@ -40,6 +40,7 @@ POLICY_FACTORY = "testsupport.fake_backends:policy"
 REWARD_FACTORY = "testsupport.fake_backends:reward"
 FAKE_FACTORIES = {"TPO_POLICY_FACTORY": POLICY_FACTORY, "TPO_REWARD_FACTORY": REWARD_FACTORY}
 REPO_ROOT = Path(__file__).resolve().parents[1]
+_NONCE = re.compile(r"(?<=improved_response)_[0-9a-f]+")
 
 
 def fake_backend_env(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
@@ -72,15 +73,19 @@ class FakeTPOPolicy(FakeNPolicy):
     fail_on: str | None = None
     in_flight: int = 0
 
-    def _draw(self, messages: list[BaseMessage], n: int, kwargs: dict[str, Any]) -> ChatResult:
-        kind = prompt_kind(messages)
+    def _draw(
+        self, kind: str, messages: list[BaseMessage], n: int, kwargs: dict[str, Any]
+    ) -> list[str]:
         if kind == "sample" and self.fail_on and self.fail_on in str(messages[-1].content):
             raise RuntimeError(f"fake failure for a prompt containing {self.fail_on!r}")
         self.calls.append({"kind": kind, "n": n, "kwargs": kwargs, "messages": messages})
-        key = "\n".join(str(m.content) for m in messages)
+        # the delimiters' nonce is random per run: leave it out so answers stay deterministic
+        key = _NONCE.sub("", "\n".join(str(m.content) for m in messages))
         self._log(kind, str(messages[-1].content) if kind == "sample" else None, n, kwargs)
-        texts = [self._text(kind, messages, key, i) for i in range(n)]
-        prompt_words = len(key.split())
+        return [self._text(kind, messages, key, i) for i in range(n)]
+
+    def _package(self, texts: list[str], messages: list[BaseMessage]) -> ChatResult:
+        prompt_words = len("\n".join(str(m.content) for m in messages).split())
         return ChatResult(
             generations=[
                 ChatGeneration(
@@ -132,7 +137,7 @@ class FakeTPOPolicy(FakeNPolicy):
         try:
             if self.delay:
                 await asyncio.sleep(self.delay)
-            return self._generate(messages, stop, **kwargs)
+            return self._generate(messages, stop, run_manager, **kwargs)
         finally:
             self.in_flight -= 1
 

@@ -26,7 +26,12 @@ from langgraph_tpo.errors import ConfigError
 from langgraph_tpo.reward import BatchReward
 
 # Defaults of the embedded CPU job: small enough to finish on 2 cores in under 3 minutes.
-EMBEDDED_DEFAULTS: dict[str, Any] = {"num_samples": 3, "max_iterations": 1, "max_tokens": 256}
+EMBEDDED_DEFAULTS: dict[str, Any] = {
+    "num_samples": 3,
+    "max_iterations": 1,
+    "max_tokens": 256,
+    "critique_max_tokens": 256,
+}
 URL_FIELDS = ("policy_url", "reward_url")
 
 

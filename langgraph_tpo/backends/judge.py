@@ -14,8 +14,16 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 
 from langgraph_tpo.errors import ConfigError, RewardError
+from langgraph_tpo.policy import STEP_HEADER, is_openai_compatible, step_tag
 from langgraph_tpo.prompts.judge import judge_messages
 from langgraph_tpo.reward import Conversation, RewardPair, check_scores
+
+# Judge calls run under the reward node's callbacks (inherited from the context) and say so.
+JUDGE_RUN: dict[str, Any] = {
+    "tags": [step_tag("judge")],
+    "metadata": {"tpo_step": "judge"},
+    "run_name": step_tag("judge"),
+}
 
 logger = logging.getLogger(__name__)
 
@@ -198,11 +206,15 @@ class JudgeReward:
             kwargs.update(temperature=min(1.0, 0.3 * attempt), seed=attempt)
         if self.request_logprobs:
             kwargs.update(logprobs=True, top_logprobs=10)
+        if is_openai_compatible(self.chat_model):
+            kwargs["extra_headers"] = {STEP_HEADER: "judge"}
         return kwargs
 
     async def _ask(self, messages: list[dict[str, str]], attempt: int, index: int) -> BaseMessage:
         try:
-            return await self.chat_model.ainvoke(messages, **self._call_kwargs(attempt))
+            return await self.chat_model.ainvoke(
+                messages, config=JUDGE_RUN, **self._call_kwargs(attempt)
+            )
         except Exception as exc:
             raise RewardError(
                 f"judge call for candidate {index} failed: {type(exc).__name__}: {exc}"

@@ -1,4 +1,4 @@
-"""``tpo``: the command line (``run``, ``eval``, ``report``, ``serve``).
+"""``tpo``: the command line (``run``, ``eval``, ``report``, ``serve``, ``prompts``).
 
 Each command's module is imported only when that command runs (or shows its help), so
 ``tpo --help`` answers without importing LangGraph, LangChain or the model backends.
@@ -45,6 +45,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Serve TPO behind the OpenAI Chat Completions API: POST /v1/chat/completions "
         "(streaming too) and GET /v1/models, on uvicorn.",
     ),
+    "prompts": (
+        "langgraph_tpo.cli.prompts_cmd",
+        "prompts_app",
+        "Prompt sets: `tpo prompts show NAME` prints a built-in one in the format --prompts "
+        "reads.",
+    ),
 }
 
 
@@ -64,6 +70,8 @@ def command_function(name: str) -> Callable[..., Any]:
 def load_command(name: str) -> TyperCommand:
     """The command of ``tpo NAME``, built by typer from its function."""
     function = command_function(name)
+    if isinstance(function, typer.Typer):  # a group of subcommands (``tpo prompts show``)
+        return typer.main.get_group(function)  # type: ignore[return-value]
     single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     single.command(name, help=help_text(function))(function)
     return typer.main.get_command(single)  # type: ignore[return-value]

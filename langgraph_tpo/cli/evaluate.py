@@ -57,6 +57,7 @@ from langgraph_tpo.cli.models import build_models, check_servers, describe_backe
 from langgraph_tpo.cli.results import ResultsWriter, line_key, open_results, read_results
 from langgraph_tpo.config import TPOConfig
 from langgraph_tpo.graph import create_tpo_graph
+from langgraph_tpo.prompts import PromptSet
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -299,6 +300,7 @@ def eval_command(
     secrets: list[str | None] = [settings.api_key]
     with exit_on_error(console, secrets):
         config, backends = settings.resolve()
+        config, prompts = o.load_prompts(config)
         secrets.append(backends.api_key)
         compare, limit = settings.option("compare", compare), settings.option("limit", limit)
         concurrency = settings.option("concurrency", concurrency, 4)
@@ -311,7 +313,7 @@ def eval_command(
             if not pending:
                 note(console, f"done: all {len(items)} results already in {out}")
                 return
-            graphs, balancers = build_graphs(backends, configs, settings.retry)
+            graphs, balancers = build_graphs(backends, configs, settings.retry, prompts)
             runner = EvalRunner(
                 graphs,
                 configs,
@@ -346,13 +348,19 @@ def run_with_progress(console: Console, runner: EvalRunner, items: list[WorkItem
 
 
 def build_graphs(
-    backends: BackendSettings, configs: dict[str, TPOConfig], retry: RetryPolicy | None
+    backends: BackendSettings,
+    configs: dict[str, TPOConfig],
+    retry: RetryPolicy | None,
+    prompts: PromptSet | str = "paper",
 ) -> tuple[dict[str, Any], list[Balancer]]:
     """One TPO graph per method, all on the same loaded policy and reward; and the
     balancers of the kinds of server (policy, reward) given as several URLs."""
     check_servers(backends, retry)
     policy, reward = build_models(backends)
-    graphs = {m: create_tpo_graph(policy, reward, c, retry=retry) for m, c in configs.items()}
+    graphs = {
+        m: create_tpo_graph(policy, reward, c, retry=retry, prompts=prompts)
+        for m, c in configs.items()
+    }
     return graphs, several_server_balancers(policy, reward)
 
 

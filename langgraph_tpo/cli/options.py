@@ -33,6 +33,7 @@ from langgraph_tpo.backends.factory import EMBEDDED_DEFAULTS, BackendSettings
 from langgraph_tpo.config import TPOConfig, env_name, make_config, settings_from_env
 from langgraph_tpo.errors import ConfigError
 from langgraph_tpo.graph.builder import DEFAULT_RETRY
+from langgraph_tpo.prompts import BUILTIN_SETS, DEFAULT_PROMPT_SET, PromptSet
 
 BACKEND_PANEL = "Backends (default: SmolLM2 in-process on CPU, judged by itself)"
 TPO_PANEL = "TPO settings (defaults: paper; embedded model: N=3 D=1 max_tokens=256)"
@@ -58,6 +59,7 @@ FLAG_NAMES: dict[str, tuple[str, ...]] = {
     "num_samples": ("--num-samples", "-n"),
     "max_iterations": ("--max-iterations", "-d"),
     "score_threshold": ("--threshold", "--score-threshold"),
+    "prompt_set": ("--prompts", "--prompt-set"),
 }
 
 ConfigFile = Annotated[
@@ -243,6 +245,23 @@ def settings_options(
 
 def _parameters(model: type[BaseModel], panel: str) -> Iterable[inspect.Parameter]:
     return (setting_parameter(n, f, panel) for n, f in flagged_fields(model).items())
+
+
+def load_prompts(config: TPOConfig) -> tuple[TPOConfig, PromptSet]:
+    """The run's prompt set from ``--prompts NAME|FILE`` (``prompt_set``): a built-in name,
+    else a YAML/TOML file read (and checked) now, before any model work; the config then
+    names the loaded set. Paper when unset."""
+    value = config.prompt_set or DEFAULT_PROMPT_SET
+    if value in BUILTIN_SETS:
+        return config, BUILTIN_SETS[value]
+    path = Path(value)
+    if not path.is_file():
+        raise ConfigError(
+            f"--prompts {value!r}: neither a built-in prompt set ({', '.join(BUILTIN_SETS)}) "
+            "nor a file"
+        )
+    prompts = PromptSet.from_file(path)
+    return config.with_overrides({"prompt_set": prompts.name}), prompts
 
 
 def retry_policy(retries: int | None) -> RetryPolicy | None:

@@ -87,12 +87,13 @@ def run(
     secrets: list[str | None] = [settings.api_key]
     with exit_on_error(console, secrets):
         config, backends = settings.resolve()
+        config, prompts = o.load_prompts(config)
         secrets.append(backends.api_key)
         query = read_prompt(prompt)
         retry = settings.retry
         check_servers(backends, retry)
         policy, reward = build_models(backends)
-        graph = create_tpo_graph(policy, reward, config, retry=retry)
+        graph = create_tpo_graph(policy, reward, config, retry=retry, prompts=prompts)
         with RunProgress(console, depth(config), enabled=not quiet) as progress:
             out = asyncio.run(stream_run(graph, query, progress))
     emit(out, as_json, quiet)

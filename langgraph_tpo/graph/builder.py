@@ -24,6 +24,7 @@ from langgraph_tpo.config import TPOConfig, make_config
 from langgraph_tpo.graph.routing import route_after_select
 from langgraph_tpo.graph.state import TPOInput, TPOOutput, TPOState
 from langgraph_tpo.nodes.common import AsyncNode, NodeDeps, timed
+from langgraph_tpo.prompts import PromptSet, builtin_prompt_set, resolve_prompt_set
 from langgraph_tpo.reward import BatchReward, ScoreFn, as_batch_reward
 from langgraph_tpo.truncation import Tokenizer
 
@@ -91,6 +92,7 @@ def create_tpo_graph(
     interrupt_before: All | list[str] | None = None,
     interrupt_after: All | list[str] | None = None,
     debug: bool = False,
+    prompts: str | PromptSet = "paper",
 ) -> CompiledStateGraph:
     """Build the TPO loop for ``policy`` and ``reward`` as a compiled LangGraph graph.
 
@@ -130,6 +132,9 @@ def create_tpo_graph(
         interrupt_before: Node names (or ``"*"``) to pause before; needs a checkpointer.
         interrupt_after: Node names (or ``"*"``) to pause after; needs a checkpointer.
         debug: Print LangGraph's debug output of every step.
+        prompts: The prompt set: "paper" (the paper's information flow), "compact", or a
+            ``PromptSet`` of your own; a run's context can name a built-in set instead
+            (``prompt_set``).
 
     Returns:
         A compiled graph (a ``CompiledStateGraph``): ``invoke``/``ainvoke``,
@@ -154,7 +159,11 @@ def create_tpo_graph(
     """
     if not isinstance(policy, BaseChatModel):
         raise TypeError(f"policy must be a LangChain BaseChatModel, got {type(policy).__name__}")
-    deps = NodeDeps(policy, as_batch_reward(reward), make_config(config), tokenizer)
+    defaults = make_config(config)
+    prompt_set = resolve_prompt_set(prompts)
+    if defaults.prompt_set not in (None, prompt_set.name):
+        builtin_prompt_set(defaults.prompt_set)  # an unknown name fails here, not mid-run
+    deps = NodeDeps(policy, as_batch_reward(reward), defaults, tokenizer, prompt_set)
     builder = StateGraph(
         TPOState, context_schema=context_schema, input_schema=TPOInput, output_schema=TPOOutput
     )

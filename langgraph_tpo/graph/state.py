@@ -60,3 +60,4 @@ class TPOState(TPOInput, TPOOutput, total=False):
     textual_loss: str
     textual_gradient: str
     step: dict[str, Any]  # scratch record of the iteration in progress
+    nonce: str  # of this run's update delimiters (kept in the checkpoint for resumes)

@@ -17,6 +17,7 @@ from langgraph.runtime import get_runtime
 from langgraph_tpo.config import TPOConfig
 from langgraph_tpo.graph.state import Candidate, TPOState
 from langgraph_tpo.policy import Usage
+from langgraph_tpo.prompts import PAPER, PromptSet, builtin_prompt_set
 from langgraph_tpo.reward import BatchReward, Conversation
 from langgraph_tpo.truncation import Tokenizer
 
@@ -33,6 +34,7 @@ class NodeDeps:
     reward: BatchReward
     defaults: TPOConfig
     tokenizer: Tokenizer | None = None
+    prompts: PromptSet = PAPER
 
 
 def run_config(deps: NodeDeps) -> TPOConfig:
@@ -42,6 +44,14 @@ def run_config(deps: NodeDeps) -> TPOConfig:
     except RuntimeError:  # called outside a graph run (e.g. a unit test of one node)
         context = None
     return deps.defaults.with_overrides(context)
+
+
+def prompts_for(deps: NodeDeps, config: TPOConfig) -> PromptSet:
+    """The run's prompt set: the graph's, or the built-in one the context names."""
+    name = config.prompt_set
+    if name is None or name == deps.prompts.name:
+        return deps.prompts
+    return builtin_prompt_set(name)
 
 
 def conversation_text(conversation: Conversation) -> str:

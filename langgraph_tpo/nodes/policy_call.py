@@ -9,7 +9,6 @@ if it fails again the error is reported (``ContextTooLongError``). The query is 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from langgraph_tpo.config import TPOConfig
@@ -17,20 +16,12 @@ from langgraph_tpo.errors import ContextTooLongError
 from langgraph_tpo.graph.state import TPOState
 from langgraph_tpo.nodes.common import NodeDeps, conversation_text
 from langgraph_tpo.policy import Generations, generate
+from langgraph_tpo.prompts.render import Quoted
 from langgraph_tpo.truncation import truncate_tokens
 
 MIN_CAP = 16
 
-
-@dataclass(frozen=True)
-class Quoted:
-    """The texts a critique-side prompt quotes, already cut to the token cap."""
-
-    query: str
-    chosen: str
-    rejected: str | None  # None: revision mode, or chosen is the only distinct text
-    textual_loss: str
-    textual_gradient: str
+__all__ = ["MIN_CAP", "Quoted", "call_policy", "quoted"]
 
 
 def quoted(deps: NodeDeps, state: TPOState, config: TPOConfig, cap: int) -> Quoted:
@@ -58,21 +49,28 @@ async def call_policy(
     build: Callable[[Quoted], Sequence[Any]],
     n: int,
     *,
+    step: str,
     seed_offset: int = 0,
+    metadata: dict[str, Any] | None = None,
 ) -> tuple[Generations, int | None]:
     """Call the policy on ``build(quoted texts)``; on a context-length error, cut and retry once.
 
     Returns the generations and the reduced cap when the retry was needed.
     """
     cap = config.max_context_tokens
-    messages = build(quoted(deps, state, config, cap))
+
+    async def attempt(cap: int) -> Generations:
+        messages = build(quoted(deps, state, config, cap))
+        return await generate(
+            deps.policy, messages, n, config, step=step, seed_offset=seed_offset, metadata=metadata
+        )
+
     try:
-        return await generate(deps.policy, messages, n, config, seed_offset=seed_offset), None
+        return await attempt(cap), None
     except ContextTooLongError:
         cap = max(MIN_CAP, cap // 4)
-    messages = build(quoted(deps, state, config, cap))
     try:
-        return await generate(deps.policy, messages, n, config, seed_offset=seed_offset), cap
+        return await attempt(cap), cap
     except ContextTooLongError as exc:
         raise ContextTooLongError(
             f"{exc} (after cutting quoted responses to {cap} tokens; shorten the query or "

@@ -9,9 +9,10 @@ from langgraph.types import Overwrite
 
 from langgraph_tpo.errors import ConfigError
 from langgraph_tpo.graph.state import TPOState
-from langgraph_tpo.nodes.common import NodeDeps, NodeFn, Update, run_config
+from langgraph_tpo.nodes.common import NodeDeps, NodeFn, Update, prompts_for, run_config
 from langgraph_tpo.nodes.review import check_can_review
 from langgraph_tpo.policy import generate
+from langgraph_tpo.prompts.render import make_nonce, sample_messages
 from langgraph_tpo.reward import Conversation
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system"}
@@ -58,12 +59,26 @@ def _from_messages(messages: list[Any]) -> Conversation:
 def make_sample_node(deps: NodeDeps) -> NodeFn:
     async def sample(state: TPOState) -> Update:
         """Reads ``query`` or ``messages``; writes ``conversation``, ``pending`` (N texts),
-        resets the cache and the trajectory."""
+        the run's delimiter ``nonce``, resets the cache and the trajectory.
+
+        Empty outputs and outputs that only echo the prompt set's scaffolding are dropped
+        (``step["dropped"]``; echoes also in ``step["extraction"]["scaffolding"]``)."""
         conversation = read_conversation(state)
         config = run_config(deps)
         check_can_review(config)
-        result = await generate(deps.policy, conversation, config.num_samples, config)
+        prompts = prompts_for(deps, config)
+        messages = sample_messages(prompts, conversation)
+        result = await generate(deps.policy, messages, config.num_samples, config, step="sample")
         texts = [t for t in result.texts if t.strip()]
+        echoes = sum(prompts.is_scaffolding(t) for t in texts)
+        if echoes:
+            texts = [t for t in texts if not prompts.is_scaffolding(t)]
+        step: dict[str, Any] = {
+            "dropped": len(result.texts) - len(texts),
+            "usage": result.usage.as_dict(),
+        }
+        if echoes:
+            step["extraction"] = {"scaffolding": echoes}
         return {
             "query": conversation[-1]["content"],
             "conversation": conversation,
@@ -76,7 +91,8 @@ def make_sample_node(deps: NodeDeps) -> NodeFn:
             "textual_loss": "",
             "textual_gradient": "",
             "stop_reason": None,
-            "step": {"dropped": len(result.texts) - len(texts), "usage": result.usage.as_dict()},
+            "nonce": make_nonce(config.seed, conversation),
+            "step": step,
         }
 
     return sample

@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 from langgraph_tpo.graph.state import TPOState
-from langgraph_tpo.nodes.common import NodeDeps, NodeFn, Update, merge_step, run_config
-from langgraph_tpo.nodes.policy_call import Quoted, call_policy
-from langgraph_tpo.prompts import gradient_messages
-
-
-def _messages(q: Quoted) -> list[tuple[str, str]]:
-    return gradient_messages(q.query, q.chosen, q.rejected, q.textual_loss)
+from langgraph_tpo.nodes.common import (
+    NodeDeps,
+    NodeFn,
+    Update,
+    merge_step,
+    prompts_for,
+    run_config,
+)
+from langgraph_tpo.nodes.policy_call import call_policy
+from langgraph_tpo.prompts.render import gradient_messages
 
 
 def make_textual_gradient_node(deps: NodeDeps) -> NodeFn:
     async def textual_gradient(state: TPOState) -> Update:
         """Reads ``chosen``, ``rejected``, ``textual_loss``; writes ``textual_gradient``."""
         config = run_config(deps)
-        result, cut_to = await call_policy(deps, state, config, _messages, 1)
+        prompts = prompts_for(deps, config)
+        result, cut_to = await call_policy(
+            deps,
+            state,
+            config,
+            lambda q: gradient_messages(prompts, q),
+            1,
+            step="textual_gradient",
+        )
         step = merge_step(state, usage=result.usage)
         if cut_to:
             step["context_cut_to"] = cut_to

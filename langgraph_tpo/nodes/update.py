@@ -4,25 +4,51 @@ from __future__ import annotations
 
 from collections import Counter
 
-from langgraph_tpo.extraction import extract_response
+from langgraph_tpo.extraction import Extraction, extract_response
 from langgraph_tpo.graph.state import TPOState
-from langgraph_tpo.nodes.common import NodeDeps, NodeFn, Update, merge_step, run_config
-from langgraph_tpo.nodes.policy_call import Quoted, call_policy
+from langgraph_tpo.nodes.common import (
+    NodeDeps,
+    NodeFn,
+    Update,
+    merge_step,
+    prompts_for,
+    run_config,
+)
+from langgraph_tpo.nodes.policy_call import call_policy
 from langgraph_tpo.nodes.review import review_gradient
-from langgraph_tpo.prompts import update_messages
+from langgraph_tpo.prompts import PromptSet
+from langgraph_tpo.prompts.render import make_nonce, safe_nonce, update_messages
 
 
-def _messages(q: Quoted) -> list[tuple[str, str]]:
-    return update_messages(q.query, q.chosen, q.textual_gradient)
+def run_delimiters(prompts: PromptSet, state: TPOState, seed: int | None) -> tuple[str, str]:
+    """This run's update delimiters: the nonce stored by ``sample`` (derived from seed and
+    conversation for a state without one), changed if a quoted text contains it."""
+    nonce = state.get("nonce") or make_nonce(seed or 0, state["conversation"])
+    quoted = [state.get("query"), state.get("textual_loss"), state.get("textual_gradient")]
+    quoted += [(state.get(k) or {}).get("text") for k in ("chosen", "rejected")]
+    quoted += [m["content"] for m in state["conversation"]]
+    return prompts.delimiters(safe_nonce(nonce, quoted))
+
+
+def read_output(
+    prompts: PromptSet, text: str, delimiters: tuple[str, str], rule: str
+) -> tuple[str | None, Extraction]:
+    """The new response in one update output; scaffolding echoed back counts as none."""
+    response, used = extract_response(text, delimiters, rule=rule)  # type: ignore[arg-type]
+    if response is not None and prompts.is_scaffolding(response):
+        return None, "scaffolding"
+    return response, used
 
 
 def make_update_node(deps: NodeDeps) -> NodeFn:
     async def update(state: TPOState) -> Update:
-        """Reads ``chosen``, ``textual_gradient``; writes ``pending`` and the next ``iteration``.
+        """Reads ``chosen``, ``rejected``, ``textual_loss``, ``textual_gradient``, ``nonce``;
+        writes ``pending`` and the next ``iteration``.
 
         Outputs with no usable text are dropped and counted in ``step["extraction"]``.
         """
         config = run_config(deps)
+        prompts = prompts_for(deps, config)
         iteration = state.get("iteration", 0) + 1
         reviewed: Update = {}
         if config.review_gradient:
@@ -35,10 +61,18 @@ def make_update_node(deps: NodeDeps) -> NodeFn:
                 }
             reviewed = {"textual_gradient": review.textual_gradient}
             state = {**state, **reviewed, "step": merge_step(state, review=review.action)}
+        delimiters = run_delimiters(prompts, state, config.seed)
         result, cut_to = await call_policy(
-            deps, state, config, _messages, config.num_samples, seed_offset=iteration
+            deps,
+            state,
+            config,
+            lambda q: update_messages(prompts, q, delimiters, config.num_samples),
+            config.num_samples,
+            step="update",
+            seed_offset=iteration,
+            metadata={"tpo_delimiters": list(delimiters)},
         )
-        extracted = [extract_response(text) for text in result.texts]
+        extracted = [read_output(prompts, t, delimiters, config.extraction) for t in result.texts]
         pending = [text for text, _ in extracted if text is not None]
         return {
             **reviewed,

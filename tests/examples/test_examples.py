@@ -75,3 +75,10 @@ def test_lcel_chain_example_on_the_embedded_default() -> None:
     env = {k: v for k, v in os.environ.items() if k not in FAKE_FACTORIES}
     out = run_example("lcel_chain.py", env)
     assert len(out.strip().splitlines()) >= 4
+
+
+def test_custom_prompts_example() -> None:
+    out = run_example("custom_prompts.py").splitlines()
+    assert out[0].startswith("answer:")  # the fake models' best response
+    assert out[1] == "{'tagged': 2}"  # the fake policy wrote between the run's delimiters
+    assert out[2] == "max_iterations"

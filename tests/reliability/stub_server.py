@@ -3,9 +3,9 @@
 Standard library only, so it starts in a fraction of a second and can be killed with
 SIGKILL and restarted on the same port. It serves:
 
-* ``POST /v1/chat/completions``: ``n`` choices whose text depends on the prompt kind
-  (sample, loss, gradient, update, or an LLM-judge request) and on the prompt itself,
-  never on chance;
+* ``POST /v1/chat/completions``: ``n`` choices whose text depends on the request's kind
+  (sample, loss, gradient, update, or an LLM-judge request, from the ``X-TPO-Step``
+  header the package sends) and on the prompt itself, never on chance;
 * ``POST /classify``: one ``probs[0]`` per input, the input's word count divided by 10;
 * ``GET /health`` and ``GET /v1/models``.
 
@@ -21,7 +21,8 @@ Behaviour comes from a JSON config file (``--config``), read at start and replac
 * ``max_prompt_chars``: chat prompts longer than this get vLLM's HTTP 400 context error;
 * ``api_key``: required bearer token (HTTP 401 otherwise, echoing the token when
   ``echo_key`` is set, as some servers do);
-* ``outputs``: ``{kind: [texts]}`` replacing the generated texts of that kind (cycled).
+* ``outputs``: ``{kind: [texts]}`` replacing the generated texts of that kind (cycled);
+  ``{START}`` and ``{END}`` in them become the request's update delimiters.
 
 Every request is appended to ``--log`` as one JSON line (path, kind, n, prompt size, whether
 the bearer token matched, the fault applied) before it is answered, so a test can count
@@ -35,34 +36,35 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import signal
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-# Markers of the package's prompts (langgraph_tpo.prompts.templates); a test checks that
-# prompt_kind agrees with langgraph_tpo.fakes.prompt_kind.
-UPDATE_MARKER = "Rewrite the CHOSEN"
-GRADIENT_MARKER = "list concrete suggestions"
-LOSS_MARKER = "Do not write a new response."
-JUDGE_MARKER = "[Response]"  # langgraph_tpo.prompts.judge: the LLM-judge request
-START_TAG, END_TAG = "<improved_response>", "</improved_response>"
+# The client says which TPO step (or the LLM judge) sent a request in this header
+# (langgraph_tpo.policy.STEP_HEADER), so the stub works with any prompt set's wording.
+STEP_HEADER = "X-TPO-Step"
+KINDS = {"textual_loss": "loss", "textual_gradient": "gradient"}
+JUDGE_MARKER = "[Response]"  # langgraph_tpo.prompts.judge: where the judged response starts
+# The update delimiters of the built-in prompt sets: the tag name carries the run's nonce.
+DELIMITER = re.compile(r"<(improved_response_\w+)>")
+PLAIN = ("<improved_response>", "</improved_response>")
 WORD = "good"
 
 
-def prompt_kind(messages: list[dict[str, Any]]) -> str:
-    """Which TPO step a chat prompt belongs to: sample, loss, gradient or update."""
+def request_kind(step: str | None) -> str:
+    """The kind of a chat request from its step header: sample, loss, gradient, update, judge."""
+    step = step or "sample"
+    return KINDS.get(step, step)
+
+
+def delimiters(messages: list[dict[str, Any]]) -> tuple[str, str]:
+    """The update delimiters the request asks for (the last ones named in its last turn)."""
     last = str(messages[-1].get("content", "")) if messages else ""
-    if JUDGE_MARKER in last and "Rating (" in last:
-        return "judge"
-    if START_TAG in last and UPDATE_MARKER in last:
-        return "update"
-    if GRADIENT_MARKER in last:
-        return "gradient"
-    if LOSS_MARKER in last:
-        return "loss"
-    return "sample"
+    names = DELIMITER.findall(last)
+    return (f"<{names[-1]}>", f"</{names[-1]}>") if names else PLAIN
 
 
 def _number(*parts: Any) -> int:
@@ -74,7 +76,7 @@ def _answer(words: int) -> str:
     return "answer:" + f" {WORD}" * max(1, words)
 
 
-def generate(kind: str, prompt: str, index: int, seed: Any) -> str:
+def generate(kind: str, prompt: str, index: int, seed: Any, tags: tuple[str, str] = PLAIN) -> str:
     """The deterministic text of choice ``index``: updates write a longer answer than
     the longest one quoted in the prompt (the chosen response), so TPO improves."""
     if kind == "sample":
@@ -82,11 +84,20 @@ def generate(kind: str, prompt: str, index: int, seed: Any) -> str:
     if kind == "update":
         quoted = [len(part.split()) for part in prompt.split("answer:")[1:]]
         best = max(quoted, default=1)
-        return f"{START_TAG}{_answer(best + 1 + _number(prompt, index) % 4)}{END_TAG}"
+        return f"{tags[0]}{_answer(best + 1 + _number(prompt, index) % 4)}{tags[1]}"
     if kind == "judge":  # a rating from 1 to 10 that grows with the judged answer's length
         response = prompt.rsplit(JUDGE_MARKER, 1)[-1]
         return str(min(10, 1 + response.count(WORD) // 3))
     return f"{kind}: make it longer"
+
+
+def _last(messages: list[dict[str, Any]]) -> str:
+    return str(messages[-1].get("content", "")) if messages else ""
+
+
+def _fill(text: str, tags: tuple[str, str]) -> str:
+    """A configured output with ``{START}``/``{END}`` replaced by the request's delimiters."""
+    return text.replace("{START}", tags[0]).replace("{END}", tags[1])
 
 
 class Stub:
@@ -193,7 +204,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _chat(self, body: dict[str, Any]) -> None:
         messages = body.get("messages") or []
-        kind = prompt_kind(messages)
+        kind = request_kind(self.headers.get(STEP_HEADER))
+        tags = delimiters(messages) if kind == "update" else PLAIN
         n = int(body.get("n") or 1)
         prompt = "\n".join(str(m.get("content", "")) for m in messages)
         ok, got = self._authorized()
@@ -208,7 +220,7 @@ class Handler(BaseHTTPRequestHandler):
                 "chars": len(prompt),
                 "auth": ok,
                 "fault": (rule or {}).get("action") or ("context" if too_long else None),
-                "query": prompt[:120] if kind == "sample" else None,
+                "query": _last(messages)[:120] if kind == "sample" else None,
                 "prompt": prompt if self.stub.config.get("log_prompts") else None,
             }
         )
@@ -228,7 +240,9 @@ class Handler(BaseHTTPRequestHandler):
             return
         fixed = (self.stub.config.get("outputs") or {}).get(kind)
         texts = [
-            fixed[i % len(fixed)] if fixed else generate(kind, prompt, i, body.get("seed"))
+            _fill(fixed[i % len(fixed)], tags)
+            if fixed
+            else generate(kind, prompt, i, body.get("seed"), tags)
             for i in range(n)
         ]
         choices = [

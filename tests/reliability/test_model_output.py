@@ -16,8 +16,9 @@ import pytest
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 
-from langgraph_tpo import RewardError, TPOConfig, create_tpo_graph
+from langgraph_tpo import PromptSet, RewardError, TPOConfig, create_tpo_graph
 from langgraph_tpo.fakes import FakeNPolicy
+from langgraph_tpo.prompts import COMPACT
 from langgraph_tpo.reward import RewardPair
 
 from .conftest import QUICK, Backends
@@ -112,21 +113,29 @@ UPDATE_OUTPUTS = [
     "",
     "   \n\t ",
     "A plain rewrite with no delimiters at all.",
-    "<improved_response>draft</improved_response> then "
-    "<improved_response>final answer: good good good good</improved_response>",
+    "{START}draft{END} then {START}final answer: good good good good{END}",
     "I'm sorry, but I can't help with that request.",
-    "<improved_response>cut off before the closing tag",
-    "only the end</improved_response> and trailing text",
-    "<improved_response>   </improved_response>",
+    "{START}cut off before the closing tag",
+    "only the end{END} and trailing text",
+    "{START}   {END}",
+    "## Chosen answer\n{START}{END}",  # the prompt's own scaffolding echoed back
 ]
 
 
-async def test_odd_update_outputs_follow_the_extraction_rules(backends: Backends) -> None:
+async def _odd_updates(backends: Backends, extraction: str) -> dict[str, Any]:
     backends.policy.configure({"outputs": {"update": UPDATE_OUTPUTS}})
-    config = TPOConfig(num_samples=len(UPDATE_OUTPUTS), max_iterations=1, max_tokens=8)
+    config = TPOConfig(
+        num_samples=len(UPDATE_OUTPUTS), max_iterations=1, max_tokens=8, extraction=extraction
+    )
     graph = create_tpo_graph(backends.chat_model(), backends.reward_model(), config, retry=QUICK)
     out = await graph.ainvoke({"query": QUERY})
+    assert out["stop_reason"] == "max_iterations"
+    assert all("improved_response" not in c["text"] for c in out["candidates"])
+    return out
 
+
+async def test_odd_update_outputs_follow_the_lenient_extraction_rules(backends: Backends) -> None:
+    out = await _odd_updates(backends, "lenient")
     entry = out["trajectory"][1]
     assert entry["extraction"] == {
         "empty": 3,  # "", whitespace, an empty tagged block
@@ -134,8 +143,9 @@ async def test_odd_update_outputs_follow_the_extraction_rules(backends: Backends
         "tagged": 1,  # delimiters twice: the last non-empty block
         "open_tag_only": 1,
         "close_tag_only": 1,
+        "scaffolding": 1,
     }
-    assert entry["dropped"] == 3
+    assert entry["dropped"] == 4
     new = [c["text"] for c in out["candidates"] if c["iteration"] == 1]
     assert new == [
         "A plain rewrite with no delimiters at all.",
@@ -144,8 +154,17 @@ async def test_odd_update_outputs_follow_the_extraction_rules(backends: Backends
         "cut off before the closing tag",
         "only the end",
     ]
-    assert out["stop_reason"] == "max_iterations"
-    assert all("improved_response" not in c["text"] for c in out["candidates"])
+
+
+async def test_strict_extraction_keeps_only_text_after_an_opening_delimiter(
+    backends: Backends,
+) -> None:
+    out = await _odd_updates(backends, "strict")
+    entry = out["trajectory"][1]
+    assert entry["extraction"] == {"no_open_tag": 5, "tagged": 1, "open_tag_only": 1, "empty": 2}
+    assert entry["dropped"] == 7
+    new = [c["text"] for c in out["candidates"] if c["iteration"] == 1]
+    assert new == ["draft", "cut off before the closing tag"]
 
 
 async def test_unusable_samples_are_dropped_and_counted(backends: Backends) -> None:
@@ -168,10 +187,34 @@ async def test_no_usable_sample_stops_with_no_candidates(backends: Backends) -> 
 async def test_update_with_no_usable_output_is_recorded_and_the_loop_goes_on(
     backends: Backends,
 ) -> None:
-    empty = ["", "<improved_response></improved_response>"]
+    empty = ["", "{START}{END}"]
     backends.policy.configure({"outputs": {"update": empty}})
     config = TPOConfig(num_samples=2, max_iterations=2, max_tokens=8)
     graph = create_tpo_graph(backends.chat_model(), backends.reward_model(), config, retry=QUICK)
     out = await graph.ainvoke({"query": QUERY})
     assert [e["dropped"] for e in out["trajectory"]] == [0, 2, 2]
     assert out["stop_reason"] == "max_iterations" and len(out["candidates"]) == 2
+
+
+async def test_the_stub_tells_steps_apart_by_header_whatever_the_wording(
+    backends: Backends,
+) -> None:
+    """Reworded prompts (a custom set) over HTTP: ChatOpenAI sends the step in a header."""
+    custom = PromptSet.from_dict(
+        {
+            **COMPACT.to_dict(),
+            "name": "reworded",
+            "update": [
+                {"role": "human", "content": "Improve {chosen} using {textual_gradient}."},
+                {"role": "human", "content": "Answer inside {start} ... {end}."},
+            ],
+        }
+    )
+    config = TPOConfig(num_samples=2, max_iterations=1, max_tokens=8)
+    graph = create_tpo_graph(
+        backends.chat_model(), backends.reward_model(), config, retry=QUICK, prompts=custom
+    )
+    out = await graph.ainvoke({"query": QUERY})
+    kinds = [r["kind"] for r in backends.policy.requests("chat")]
+    assert kinds == ["sample", "loss", "gradient", "update"]
+    assert out["trajectory"][1]["extraction"] == {"tagged": 2}  # the stub used the run's tags

@@ -12,14 +12,14 @@ import sys
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from langgraph_tpo import TPOConfig, create_tpo_graph
-from langgraph_tpo.fakes import FakeBatchReward, FakeNPolicy, prompt_kind
+from langgraph_tpo.fakes import FakeBatchReward, FakeNPolicy
 
 
 class DiesOnUpdate(FakeNPolicy):
-    def _draw(self, messages, n, kwargs):
-        if prompt_kind(messages) == "update":
+    def _draw(self, kind, messages, n, kwargs):
+        if kind == "update":
             os._exit(9)  # as if the process were killed
-        return super()._draw(messages, n, kwargs)
+        return super()._draw(kind, messages, n, kwargs)
 
 
 db, mode = sys.argv[1], sys.argv[2]

@@ -113,7 +113,7 @@ def test_policy_must_be_a_chat_model() -> None:
 
 def test_policy_failure_is_a_policy_error() -> None:
     class Broken(FakePolicy):
-        def _draw(self, messages, n, kwargs):
+        def _draw(self, kind, messages, n, kwargs):
             raise RuntimeError("server timed out")
 
     with pytest.raises(PolicyError, match="server timed out"):

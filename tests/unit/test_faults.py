@@ -8,7 +8,7 @@ from langgraph.types import RetryPolicy
 
 from langgraph_tpo import PolicyError, RewardError, TPOConfig, create_tpo_graph
 from langgraph_tpo.errors import ContextTooLongError, is_context_too_long, is_transient
-from langgraph_tpo.fakes import FakeBatchReward, FakeNPolicy, prompt_kind
+from langgraph_tpo.fakes import FakeBatchReward, FakeNPolicy
 
 FAST = RetryPolicy(
     initial_interval=0.001,
@@ -55,11 +55,11 @@ class Flaky(FakeNPolicy):
     failures: int = 2
     error: type[Exception] = ConnectionRefusedError
 
-    def _draw(self, messages, n, kwargs):
-        if prompt_kind(messages) == "update" and self.failures > 0:
+    def _draw(self, kind, messages, n, kwargs):
+        if kind == "update" and self.failures > 0:
             self.failures -= 1
             raise self.error("server restarting")
-        return super()._draw(messages, n, kwargs)
+        return super()._draw(kind, messages, n, kwargs)
 
 
 def test_transient_policy_failures_are_retried_within_budget() -> None:
@@ -113,14 +113,14 @@ class SmallWindow(FakeNPolicy):
 
     window: int = 400
 
-    def _draw(self, messages, n, kwargs):
+    def _draw(self, kind, messages, n, kwargs):
         size = sum(len(str(m.content)) for m in messages)
         if size > self.window:
             raise ValueError(
                 f"This model's maximum context length is {self.window} tokens. "
                 f"However, you requested {size} tokens"
             )
-        return super()._draw(messages, n, kwargs)
+        return super()._draw(kind, messages, n, kwargs)
 
 
 def long_answers(kind: str, call: int, index: int) -> str:
@@ -130,7 +130,7 @@ def long_answers(kind: str, call: int, index: int) -> str:
 
 
 def test_context_overflow_cuts_quoted_responses_and_retries_once() -> None:
-    policy = SmallWindow(window=1800, responder=long_answers)
+    policy = SmallWindow(window=2400, responder=long_answers)
     out = create_tpo_graph(
         policy,
         lambda q, r: float(len(r)),

@@ -89,8 +89,12 @@ def test_selection_uses_the_whole_cache_not_only_the_newest_batch() -> None:
     assert second["chosen"]["text"] == "answer 1"  # from iteration 0
     assert second["rejected"]["text"] == "x" * 12  # worst of iteration 1, worse than iteration 0
     assert out["response"] == "answer 1" and out["score"] == 9.0
-    update_prompts = [c["messages"][-1].content for c in policy.calls if c["kind"] == "update"]
+    update_prompts = [prompt_text(c) for c in policy.calls if c["kind"] == "update"]
     assert all("answer 1" in p for p in update_prompts)
+
+
+def prompt_text(call: dict) -> str:
+    return "\n".join(str(m.content) for m in call["messages"])
 
 
 def test_best_response_is_the_best_ever_scored() -> None:
@@ -156,7 +160,7 @@ def test_revision_mode_critiques_chosen_alone() -> None:
     )
     loss_prompts = [c["messages"][-1].content for c in policy.calls if c["kind"] == "loss"]
     assert len(loss_prompts) == 2
-    assert all("REJECTED" not in p and "CHOSEN RESPONSE" in p for p in loss_prompts)
+    assert all("Rejected" not in p and "Chosen answer" in p for p in loss_prompts)
     assert policy.count() == 3 + 2 * (2 + 3)
     assert out["stop_reason"] == "max_iterations"
 
@@ -167,8 +171,8 @@ def test_tpo_mode_loss_prompt_holds_chosen_and_rejected() -> None:
         {"query": "q?"}
     )
     loss = next(c for c in policy.calls if c["kind"] == "loss")["messages"][-1].content
-    assert "### CHOSEN RESPONSE\nanswer 0" in loss
-    assert "### REJECTED RESPONSE\nanswer 2" in loss  # all tie: best earliest, worst latest
+    assert "## Chosen answer\nanswer 0" in loss
+    assert "## Rejected answer\nanswer 2" in loss  # all tie: best earliest, worst latest
 
 
 def test_ties_keep_chosen_and_rejected_distinct() -> None:
@@ -186,7 +190,7 @@ def test_single_sample_falls_back_to_a_revision_style_loss() -> None:
         policy, length_reward, TPOConfig(num_samples=1, max_iterations=1)
     ).invoke({"query": QUERY})
     loss = next(c for c in policy.calls if c["kind"] == "loss")["messages"][-1].content
-    assert "REJECTED" not in loss
+    assert "Rejected" not in loss and "rejected" not in prompt_text(policy.calls[1])
     assert policy.count() == 1 + 1 * (2 + 1)
     assert len(out["candidates"]) == 2
 

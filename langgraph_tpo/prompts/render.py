@@ -1,0 +1,107 @@
+"""Turning a prompt set and the run's texts into the messages of each policy call.
+
+Every quoted text goes in byte for byte. The only structure a text could forge is the
+update delimiters; they carry a per-run nonce (:func:`make_nonce`) that no quoted text
+contains (:func:`safe_nonce`), and extraction accepts only delimiters with that nonce.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.messages import BaseMessage, SystemMessage, convert_to_messages
+from langchain_core.prompts import ChatPromptTemplate
+
+from langgraph_tpo.prompts.sets import PromptSet, used_variables
+
+NONCE_CHARS = 8
+
+
+@dataclass(frozen=True)
+class Quoted:
+    """The texts a critique-side prompt quotes, already cut to the token cap."""
+
+    query: str
+    chosen: str
+    rejected: str | None  # None: revision mode, or chosen is the only distinct text
+    textual_loss: str = ""
+    textual_gradient: str = ""
+
+
+def make_nonce(seed: int | None, conversation: Sequence[dict[str, str]]) -> str:
+    """A run's delimiter nonce: random, or derived from seed and conversation when seeded
+    (so a seeded run sends the same prompts every time)."""
+    if seed is None:
+        return secrets.token_hex(NONCE_CHARS // 2)
+    key = json.dumps([seed, list(conversation)], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(key.encode()).hexdigest()[:NONCE_CHARS]
+
+
+def safe_nonce(nonce: str, texts: Sequence[str | None]) -> str:
+    """``nonce``, or a derived one, that none of ``texts`` contains (a guessed nonce in a
+    quoted text is therefore never the one extraction accepts)."""
+    while any(text and nonce in text for text in texts):
+        nonce = hashlib.sha256(nonce.encode()).hexdigest()[:NONCE_CHARS]
+    return nonce
+
+
+def _render(
+    template: ChatPromptTemplate, values: dict[str, Callable[[], Any]]
+) -> list[BaseMessage]:
+    """Format ``template`` with the values it uses (computed only when used)."""
+    return template.format_messages(**{name: values[name]() for name in used_variables(template)})
+
+
+def _texts(q: Quoted) -> dict[str, Callable[[], Any]]:
+    return {
+        "query": lambda: q.query,
+        "chosen": lambda: q.chosen,
+        "rejected": lambda: q.rejected or "",
+        "textual_loss": lambda: q.textual_loss,
+        "textual_gradient": lambda: q.textual_gradient,
+    }
+
+
+def loss_messages(prompts: PromptSet, q: Quoted) -> list[BaseMessage]:
+    """The textual loss: chosen against rejected, or chosen alone (``rejected`` None)."""
+    template = prompts.textual_loss if q.rejected is not None else prompts.textual_loss_revision
+    return _render(template, _texts(q))
+
+
+def gradient_messages(prompts: PromptSet, q: Quoted) -> list[BaseMessage]:
+    """The textual gradient; ``{loss_messages}`` is the loss call's messages."""
+    values = {**_texts(q), "loss_messages": lambda: loss_messages(prompts, q)}
+    return _render(prompts.textual_gradient, values)
+
+
+def update_messages(
+    prompts: PromptSet, q: Quoted, delimiters: tuple[str, str], num_samples: int = 1
+) -> list[BaseMessage]:
+    """The update; ``{gradient_messages}`` is the gradient call's messages."""
+    start, end = delimiters
+    values = {
+        **_texts(q),
+        "gradient_messages": lambda: gradient_messages(prompts, q),
+        "start": lambda: start,
+        "end": lambda: end,
+        "num_samples": lambda: str(num_samples),
+    }
+    return _render(prompts.update, values)
+
+
+def sample_messages(
+    prompts: PromptSet, conversation: Sequence[dict[str, str]]
+) -> list[BaseMessage]:
+    """The set's ``sample`` messages, then the conversation; the set's system messages are
+    left out when the conversation starts with a system message of its own."""
+    turns = convert_to_messages([dict(m) for m in conversation])
+    query = next((m["content"] for m in reversed(conversation) if m["role"] == "user"), "")
+    prefix = _render(prompts.sample, {"query": lambda: query})
+    if turns and isinstance(turns[0], SystemMessage):
+        prefix = [m for m in prefix if not isinstance(m, SystemMessage)]
+    return [*prefix, *turns]
