@@ -61,8 +61,10 @@ def test_prompt_economy_counts_match_the_server(vllm_servers: VLLMServers, tmp_p
         *server_args(vllm_servers),
     )  # fmt: skip
 
-    for variant in ("tpo", "direct"):
+    for variant in ("paper", "compact", "direct"):
         run = result["results"][variant]
+        assert run["requests_per_query"] == CHAT_PER_PROMPT
+        assert 0 < run["computed_prompt_tokens_per_query"] <= run["prompt_tokens_per_query"]
         assert run["counted_prompt_tokens_per_query"] == pytest.approx(
             run["prompt_tokens_per_query"]
         ), variant

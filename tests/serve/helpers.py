@@ -23,7 +23,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import Field
 from starlette.applications import Starlette
 
-from langgraph_tpo.fakes import FakeBatchReward, FakeNPolicy, prompt_kind
+from langgraph_tpo.fakes import FakeBatchReward, FakeNPolicy, step_kind
 from tests.cli.conftest import tpo_command
 from testsupport.pair import ServerPair
 from testsupport.servers import free_port
@@ -38,17 +38,14 @@ class TokenPolicy(FakeNPolicy):
 
     usage: list[tuple[int, int]] = Field(default_factory=list)
 
-    def _draw(self, messages: list[BaseMessage], n: int, kwargs: dict[str, Any]) -> ChatResult:
-        result = super()._draw(messages, n, kwargs)
+    def _package(self, texts: list[str], messages: list[BaseMessage]) -> ChatResult:
         prompt = sum(len(str(m.content).split()) for m in messages)
         generations = []
-        for g in result.generations:
-            words = len(str(g.message.content).split())
+        for text in texts:
+            words = len(text.split())
             meta = {"input_tokens": prompt, "output_tokens": words, "total_tokens": prompt + words}
-            generations.append(
-                ChatGeneration(message=AIMessage(g.message.content, usage_metadata=meta))
-            )
-        self.usage.append((prompt, sum(len(str(g.message.content).split()) for g in generations)))
+            generations.append(ChatGeneration(message=AIMessage(text, usage_metadata=meta)))
+        self.usage.append((prompt, sum(len(t.split()) for t in texts)))
         return ChatResult(generations=generations)
 
 
@@ -68,12 +65,12 @@ class GatedPolicy(FakeNPolicy):
         call = len(self.started)
         self.started.append(call)
         try:
-            while not self.gate.is_set() and prompt_kind(messages) not in self.ungated:
+            while not self.gate.is_set() and step_kind(run_manager) not in self.ungated:
                 await asyncio.sleep(0.01)
         except asyncio.CancelledError:
             self.cancelled.append(call)
             raise
-        return self._generate(messages, stop, **kwargs)
+        return self._generate(messages, stop, run_manager, **kwargs)
 
 
 def length_reward() -> FakeBatchReward:

@@ -241,7 +241,11 @@ def test_every_step_has_a_documented_variable_list() -> None:
     }
     readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     for step, spec in STEP_VARIABLES.items():
-        row = next(line for line in readme.splitlines() if line.startswith(f"| `{step}` |"))
+        row = next(
+            line
+            for line in readme.splitlines()
+            if line.startswith(f"| `{step}` |") and "`{" in line
+        )
         for variable in spec.allowed:
             assert f"`{{{variable}}}`" in row, (step, variable)
 
