@@ -11,7 +11,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
 from langgraph_tpo import TPOConfig, create_tpo_graph
-from langgraph_tpo.fakes import FakeBatchReward, FakeNPolicy, prompt_kind
+from langgraph_tpo.fakes import FakeBatchReward, FakeNPolicy
 
 SMALL = TPOConfig(num_samples=2, max_iterations=2)
 PUT_DELAY_S = 0.05
@@ -37,9 +37,9 @@ def checkpoints_seen_by_each_policy_call(**invoke_kwargs: Any) -> list[tuple[str
     seen: list[tuple[str, int]] = []
 
     class Watching(FakeNPolicy):
-        def _draw(self, messages: Any, n: int, kwargs: Any) -> Any:
-            seen.append((prompt_kind(messages), saver.written))
-            return super()._draw(messages, n, kwargs)
+        def _draw(self, kind: str, messages: Any, n: int, kwargs: Any) -> Any:
+            seen.append((kind, saver.written))
+            return super()._draw(kind, messages, n, kwargs)
 
     graph = create_tpo_graph(Watching(), FakeBatchReward(), SMALL, checkpointer=saver)
     out = graph.invoke({"query": "q"}, {"configurable": {"thread_id": "t"}}, **invoke_kwargs)

@@ -12,11 +12,11 @@ import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import GenericFakeChatModel
 from langchain_core.messages import AIMessageChunk
-from langgraph_tpo.cli.testing_hooks import FakeTPOPolicy
 
 from langgraph_tpo import TPOConfig, create_tpo_graph
 from langgraph_tpo.backends.judge import JudgeReward
 from langgraph_tpo.fakes import FakeNPolicy, FakePolicy
+from testsupport.fake_backends import FakeTPOPolicy
 
 from .test_prompt_sets import CUSTOM
 
