@@ -14,14 +14,21 @@ from typing import Any
 from langgraph_tpo.config import TPOConfig
 from langgraph_tpo.errors import ContextTooLongError
 from langgraph_tpo.graph.state import TPOState
-from langgraph_tpo.nodes.common import NodeDeps, conversation_text
+from langgraph_tpo.nodes.common import (
+    NodeDeps,
+    conversation_text,
+    merge_step,
+    prompts_for,
+    run_config,
+)
 from langgraph_tpo.policy import Generations, generate
+from langgraph_tpo.prompts import PromptSet
 from langgraph_tpo.prompts.render import Quoted
 from langgraph_tpo.truncation import truncate_tokens
 
 MIN_CAP = 16
 
-__all__ = ["MIN_CAP", "Quoted", "call_policy", "quoted"]
+__all__ = ["MIN_CAP", "Quoted", "call_policy", "critique_step", "quoted"]
 
 
 def quoted(deps: NodeDeps, state: TPOState, config: TPOConfig, cap: int) -> Quoted:
@@ -76,3 +83,22 @@ async def call_policy(
             f"{exc} (after cutting quoted responses to {cap} tokens; shorten the query or "
             "lower max_tokens)"
         ) from exc
+
+
+async def critique_step(
+    deps: NodeDeps,
+    state: TPOState,
+    step: str,
+    render: Callable[[PromptSet, Quoted], Sequence[Any]],
+) -> tuple[str, dict[str, Any]]:
+    """One critique-side call (``textual_loss`` or ``textual_gradient``): its stripped text
+    and the iteration's updated scratch record."""
+    config = run_config(deps)
+    prompts = prompts_for(deps, config)
+    result, cut_to = await call_policy(
+        deps, state, config, lambda q: render(prompts, q), 1, step=step
+    )
+    record = merge_step(state, usage=result.usage)
+    if cut_to:
+        record["context_cut_to"] = cut_to
+    return (result.texts[0].strip() if result.texts else ""), record
