@@ -334,3 +334,27 @@ def test_a_real_answer_that_mentions_a_header_is_kept() -> None:
     assert not PAPER.is_scaffolding("## Chosen answer\nWater it every morning.")
     assert PAPER.is_scaffolding("## User query\n\n## Chosen answer\n")
     assert COMPACT.is_scaffolding("### SUGGESTIONS\n</improved_response_00ff>")
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_SETS))
+def test_direct_rendering_equals_langchains_format_messages(name: str) -> None:
+    from langgraph_tpo.prompts.render import Quoted, gradient_messages, update_messages
+
+    prompts = BUILTIN_SETS[name]
+    q = Quoted("q {not a field} ü", "chosen {x}", "rejected", "critique", "advice {{y}}")
+    loss = prompts.textual_loss.format_messages(query=q.query, chosen=q.chosen, rejected="rejected")
+    values = {"query": q.query, "chosen": q.chosen, "rejected": "rejected"}
+    gradient = prompts.textual_gradient.format_messages(
+        **{k: v for k, v in values.items() if k in prompts.textual_gradient.input_variables},
+        loss_messages=loss,
+        textual_loss="critique",
+    )
+    assert gradient_messages(prompts, q) == gradient
+    update = prompts.update.format_messages(
+        **{k: v for k, v in values.items() if k in prompts.update.input_variables},
+        gradient_messages=gradient,
+        textual_gradient="advice {{y}}",
+        start="<s>",
+        end="</s>",
+    )
+    assert update_messages(prompts, q, ("<s>", "</s>")) == update
