@@ -25,9 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from langgraph_tpo.errors import ConfigError
 
 Mode = Literal["tpo", "revision", "bon"]
+ExtractionRule = Literal["lenient", "strict"]
 Settings = TypeVar("Settings", bound=BaseModel)
 ENV_PREFIX = "TPO_"
-ExtractionRule = Literal["lenient", "strict"]
 
 
 class TPOConfig(BaseModel):

@@ -49,7 +49,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "langgraph_tpo.cli.prompts_cmd",
         "prompts_app",
         "Prompt sets: `tpo prompts show NAME` prints a built-in one in the format --prompts "
-        "reads.",
+        "reads, to start your own from.",
     ),
 }
 
@@ -57,7 +57,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 def help_text(command: Callable[..., Any]) -> str:
     """A command's docstring as its help: paragraphs kept, lines within each joined (the
     help formatter would otherwise keep the docstring's line breaks)."""
-    paragraphs = inspect.cleandoc(command.__doc__ or "").split("\n\n")
+    doc = command.info.help if isinstance(command, typer.Typer) else command.__doc__
+    paragraphs = inspect.cleandoc(str(doc or "")).split("\n\n")
     return "\n\n".join(" ".join(p.split()) for p in paragraphs)
 
 

@@ -11,7 +11,8 @@ from langgraph_tpo.prompts import BUILTIN_SETS, builtin_prompt_set
 
 prompts_app = typer.Typer(
     name="prompts",
-    help="Prompt sets: print a built-in one to start your own from.",
+    help="Prompt sets: `tpo prompts show NAME` prints a built-in one in the format --prompts "
+    "reads, to start your own from.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
