@@ -49,7 +49,6 @@ HOSTILE = {
     "long-unicode": LONG_UNICODE,
 }
 RUN_DELIMITER = re.compile(r"</?improved_response_[0-9a-f]{8}>")
-TAG = re.compile(r"</?\s*improved_response(_\w+)?\s*>", re.IGNORECASE)
 CONFIG = TPOConfig(num_samples=2, max_iterations=1, max_tokens=8, max_context_tokens=100_000)
 ANSWER = "answer: good good good good good"
 
@@ -134,6 +133,7 @@ async def test_hostile_query_against_real_vllm(vllm_servers: VLLMServers, name: 
     graph = create_tpo_graph(policy, reward, CONFIG.with_overrides({"seed": 3}), retry=None)
     out = await graph.ainvoke({"query": HOSTILE[name]})
     assert out["stop_reason"] == "max_iterations"
-    assert out["response"] and not any(TAG.search(c["text"]) for c in out["candidates"])
+    # tags without the run's nonce are ordinary text now; the run's delimiters never stay
+    assert out["response"] and not any(RUN_DELIMITER.search(c["text"]) for c in out["candidates"])
     entry = out["trajectory"][1]
     assert sum(entry["extraction"].values()) == CONFIG.num_samples  # every output counted
