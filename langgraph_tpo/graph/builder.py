@@ -169,7 +169,7 @@ def create_tpo_graph(
     )
     builder.add_node(
         "sample",
-        AsyncNode("sample", timed("sample", nodes.make_sample_node(deps), fresh_step=True)),
+        AsyncNode("sample", timed("sample", nodes.make_sample_node(deps), starts_run=True)),
         retry_policy=retry,
     )
     for node_name, factory in (

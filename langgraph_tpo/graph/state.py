@@ -3,17 +3,25 @@
 The candidate cache and the trajectory only grow during a run, so they use an
 appending reducer: nodes return just the new items, never a copy of the cache.
 ``sample`` resets both (``Overwrite``) so a thread can be reused for a new query.
+
+What an iteration records about itself (node timings, policy usage, how update outputs
+were read, the human's review decision) travels in typed channels; ``select`` folds them
+into the iteration's :class:`TrajectoryEntry` and resets them for the next iteration.
 """
 
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, TypedDict
+from collections.abc import Mapping
+from typing import Annotated, Literal, TypedDict, TypeVar
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
 
 from langgraph_tpo.reward import Conversation
+
+Number = TypeVar("Number", int, float)
+ReviewDecision = Literal["accept", "edit", "stop"]
 
 
 class Candidate(TypedDict):
@@ -22,6 +30,58 @@ class Candidate(TypedDict):
     text: str
     score: float
     iteration: int  # 0: from `sample`; k: from the k-th `update`
+
+
+class Brief(TypedDict):
+    """A response as the trajectory quotes it."""
+
+    text: str
+    score: float
+
+
+class UsageRecord(TypedDict, total=False):
+    """What the policy was asked for and reported (tokens when the backend reports them)."""
+
+    requests: int
+    generations: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class _EveryEntry(TypedDict):
+    """The keys of every trajectory entry (see :class:`TrajectoryEntry`)."""
+
+    iteration: int
+    chosen: Brief | None  # critiqued in this iteration (None at iteration 0)
+    rejected: Brief | None
+    textual_loss: str | None
+    textual_gradient: str | None
+    new_scores: list[float]  # of the candidates this iteration added
+    mean_new_score: float | None
+    dropped: int  # outputs without a usable response
+    reward_requests: int  # reward calls (0 when every new text was already scored)
+    extraction: dict[str, int] | None  # how update outputs were read: rule -> count
+    review: ReviewDecision | None  # the human's decision (review_gradient=True)
+    best_score: float | None  # best in the cache after this iteration
+    best_response: str | None
+    timings: dict[str, float]  # seconds per node
+    usage: UsageRecord
+
+
+class TrajectoryEntry(_EveryEntry, total=False):
+    """One iteration of a run (0: the initial sampling), as ``select`` logs it."""
+
+    stop_reason: str  # on the last entry only
+
+
+def add_per_key(
+    left: Mapping[str, Number] | None, right: Mapping[str, Number] | None
+) -> dict[str, Number]:
+    """Reducer of counters: values of the same key are added."""
+    total = dict(left or {})
+    for key, value in (right or {}).items():
+        total[key] = total.get(key, 0) + value
+    return total
 
 
 class TPOInput(TypedDict, total=False):
@@ -43,7 +103,7 @@ class TPOOutput(TypedDict, total=False):
     response: str
     score: float
     candidates: list[Candidate]
-    trajectory: list[dict[str, Any]]
+    trajectory: list[TrajectoryEntry]
     stop_reason: str
     iteration: int
 
@@ -54,10 +114,17 @@ class TPOState(TPOInput, TPOOutput, total=False):
     conversation: Conversation  # messages the response answers (ends with a user turn)
     pending: list[str]  # fresh texts from `sample`/`update`, not scored yet
     candidates: Annotated[list[Candidate], operator.add]
-    trajectory: Annotated[list[dict[str, Any]], operator.add]
+    trajectory: Annotated[list[TrajectoryEntry], operator.add]
     chosen: Candidate | None
     rejected: Candidate | None
     textual_loss: str
     textual_gradient: str
-    step: dict[str, Any]  # scratch record of the iteration in progress
+    # The iteration in progress, until `select` logs it (see TrajectoryEntry):
+    iteration_timings: Annotated[dict[str, float], add_per_key]  # each node adds its own
+    iteration_usage: Annotated[UsageRecord, add_per_key]  # each policy call adds its usage
+    extraction_counts: Annotated[dict[str, int], add_per_key]  # rule -> outputs read by it
+    new_scores: list[float]  # written by reward_score
+    dropped: int  # written by sample and update
+    reward_requests: int  # written by reward_score
+    review_decision: ReviewDecision | None  # written by update, read by select
     nonce: str  # of this run's update delimiters (kept in the checkpoint for resumes)

@@ -13,10 +13,10 @@ from typing import Any, TypeVar
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.runtime import get_runtime
+from langgraph.types import Overwrite
 
 from langgraph_tpo.config import TPOConfig
-from langgraph_tpo.graph.state import Candidate, TPOState
-from langgraph_tpo.policy import Usage
+from langgraph_tpo.graph.state import Brief, Candidate, TPOState
 from langgraph_tpo.prompts import PAPER, PromptSet, builtin_prompt_set
 from langgraph_tpo.reward import BatchReward, Conversation
 from langgraph_tpo.truncation import Tokenizer
@@ -61,33 +61,35 @@ def conversation_text(conversation: Conversation) -> str:
     return "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in conversation)
 
 
-def brief(candidate: Candidate | None) -> dict[str, Any] | None:
+def brief(candidate: Candidate | None) -> Brief | None:
     if candidate is None:
         return None
-    return {"text": candidate["text"], "score": candidate["score"]}
+    return Brief(text=candidate["text"], score=candidate["score"])
 
 
-def merge_step(state: TPOState, **fields: Any) -> dict[str, Any]:
-    """The iteration's scratch record with ``fields`` added; ``usage`` is summed."""
-    step = dict(state.get("step") or {})
-    usage = fields.pop("usage", None)
-    if isinstance(usage, Usage):
-        step["usage"] = Usage(**step.get("usage", {})).add(usage).as_dict()
-    step.update(fields)
-    return step
+def new_iteration_record() -> Update:
+    """The channels of the iteration in progress, emptied (``Overwrite`` past the reducers):
+    ``select`` returns this once it has logged an iteration."""
+    return {
+        "iteration_timings": Overwrite({}),
+        "iteration_usage": Overwrite({}),
+        "extraction_counts": Overwrite({}),
+        "new_scores": [],
+        "dropped": 0,
+        "reward_requests": 0,
+        "review_decision": None,
+    }
 
 
-def timed(name: str, fn: NodeFn, *, fresh_step: bool = False) -> NodeFn:
-    """Record the node's wall time in ``step["timings"][name]``."""
+def timed(name: str, fn: NodeFn, *, starts_run: bool = False) -> NodeFn:
+    """Add the node's wall time to ``iteration_timings`` (``starts_run``: replace what a
+    previous run on the same thread may have left there)."""
 
     async def node(state: TPOState) -> Update:
         start = time.perf_counter()
         update = await fn(state)
-        elapsed = time.perf_counter() - start
-        base = {} if fresh_step else (state.get("step") or {})
-        step = {**base, **(update.get("step") or {})}
-        step["timings"] = {**base.get("timings", {}), name: elapsed}
-        return {**update, "step": step}
+        seconds = {name: time.perf_counter() - start}
+        return {**update, "iteration_timings": Overwrite(seconds) if starts_run else seconds}
 
     node.__name__ = name
     return node

@@ -14,13 +14,7 @@ from typing import Any
 from langgraph_tpo.config import TPOConfig
 from langgraph_tpo.errors import ContextTooLongError
 from langgraph_tpo.graph.state import TPOState
-from langgraph_tpo.nodes.common import (
-    NodeDeps,
-    conversation_text,
-    merge_step,
-    prompts_for,
-    run_config,
-)
+from langgraph_tpo.nodes.common import NodeDeps, Update, conversation_text, prompts_for, run_config
 from langgraph_tpo.policy import Generations, generate
 from langgraph_tpo.prompts import PromptSet
 from langgraph_tpo.prompts.render import Quoted
@@ -28,7 +22,8 @@ from langgraph_tpo.truncation import truncate_tokens
 
 MIN_CAP = 16
 
-__all__ = ["MIN_CAP", "Quoted", "call_policy", "critique_step", "quoted"]
+__all__ = ["MIN_CAP", "Quoted", "call_policy", "critique", "quoted"]
+Render = Callable[[PromptSet, Quoted], Sequence[Any]]
 
 
 def quoted(deps: NodeDeps, state: TPOState, config: TPOConfig, cap: int) -> Quoted:
@@ -59,11 +54,8 @@ async def call_policy(
     step: str,
     seed_offset: int = 0,
     metadata: dict[str, Any] | None = None,
-) -> tuple[Generations, int | None]:
-    """Call the policy on ``build(quoted texts)``; on a context-length error, cut and retry once.
-
-    Returns the generations and the reduced cap when the retry was needed.
-    """
+) -> Generations:
+    """Call the policy on ``build(quoted texts)``; on a context-length error, cut and retry once."""
     cap = config.max_context_tokens
 
     async def attempt(cap: int) -> Generations:
@@ -73,11 +65,11 @@ async def call_policy(
         )
 
     try:
-        return await attempt(cap), None
+        return await attempt(cap)
     except ContextTooLongError:
         cap = max(MIN_CAP, cap // 4)
     try:
-        return await attempt(cap), cap
+        return await attempt(cap)
     except ContextTooLongError as exc:
         raise ContextTooLongError(
             f"{exc} (after cutting quoted responses to {cap} tokens; shorten the query or "
@@ -85,20 +77,11 @@ async def call_policy(
         ) from exc
 
 
-async def critique_step(
-    deps: NodeDeps,
-    state: TPOState,
-    step: str,
-    render: Callable[[PromptSet, Quoted], Sequence[Any]],
-) -> tuple[str, dict[str, Any]]:
-    """One critique-side call (``textual_loss`` or ``textual_gradient``): its stripped text
-    and the iteration's updated scratch record."""
+async def critique(deps: NodeDeps, state: TPOState, step: str, render: Render) -> Update:
+    """The single-text call of ``textual_loss`` and ``textual_gradient``: the policy's
+    text (stripped) under the ``step`` key, and its usage added to ``iteration_usage``."""
     config = run_config(deps)
     prompts = prompts_for(deps, config)
-    result, cut_to = await call_policy(
-        deps, state, config, lambda q: render(prompts, q), 1, step=step
-    )
-    record = merge_step(state, usage=result.usage)
-    if cut_to:
-        record["context_cut_to"] = cut_to
-    return (result.texts[0].strip() if result.texts else ""), record
+    result = await call_policy(deps, state, config, lambda q: render(prompts, q), 1, step=step)
+    text = result.texts[0].strip() if result.texts else ""
+    return {step: text, "iteration_usage": result.usage.as_dict()}

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from langgraph_tpo.errors import RewardError, TPOError, is_transient, redact
 from langgraph_tpo.graph.state import Candidate, TPOState
-from langgraph_tpo.nodes.common import NodeDeps, NodeFn, Update, merge_step
+from langgraph_tpo.nodes.common import NodeDeps, NodeFn, Update
 from langgraph_tpo.reward import check_scores
 
 
 def make_reward_score_node(deps: NodeDeps) -> NodeFn:
     async def reward_score(state: TPOState) -> Update:
-        """Reads ``pending``, ``conversation``, ``candidates``; appends scored ``candidates``.
+        """Reads ``pending``, ``conversation``, ``candidates``; appends scored ``candidates``,
+        writes their ``new_scores`` and ``reward_requests``.
 
         A text already in the cache reuses its score instead of being scored again.
         """
@@ -21,13 +22,12 @@ def make_reward_score_node(deps: NodeDeps) -> NodeFn:
             known.update(zip(fresh, await _score(deps, state, fresh), strict=True))
         iteration = state.get("iteration", 0)
         new = [Candidate(text=t, score=known[t], iteration=iteration) for t in pending]
-        step = merge_step(
-            state,
-            new_scores=[c["score"] for c in new],
-            reward_calls=int(bool(fresh)),
-            rescored_skipped=len(pending) - len(fresh),
-        )
-        return {"candidates": new, "pending": [], "step": step}
+        return {
+            "candidates": new,
+            "pending": [],
+            "new_scores": [c["score"] for c in new],
+            "reward_requests": int(bool(fresh)),
+        }
 
     return reward_score
 

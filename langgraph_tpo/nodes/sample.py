@@ -9,7 +9,14 @@ from langgraph.types import Overwrite
 
 from langgraph_tpo.errors import ConfigError
 from langgraph_tpo.graph.state import TPOState
-from langgraph_tpo.nodes.common import NodeDeps, NodeFn, Update, prompts_for, run_config
+from langgraph_tpo.nodes.common import (
+    NodeDeps,
+    NodeFn,
+    Update,
+    new_iteration_record,
+    prompts_for,
+    run_config,
+)
 from langgraph_tpo.nodes.review import check_can_review
 from langgraph_tpo.policy import generate
 from langgraph_tpo.prompts.render import make_nonce, sample_messages
@@ -59,10 +66,11 @@ def _from_messages(messages: list[Any]) -> Conversation:
 def make_sample_node(deps: NodeDeps) -> NodeFn:
     async def sample(state: TPOState) -> Update:
         """Reads ``query`` or ``messages``; writes ``conversation``, ``pending`` (N texts),
-        the run's delimiter ``nonce``, resets the cache and the trajectory.
+        the run's delimiter ``nonce``, resets the cache, the trajectory and the iteration's
+        record (``iteration_usage``, ``extraction_counts``, ``dropped``, ...).
 
         Empty outputs and outputs that only echo the prompt set's scaffolding are dropped
-        (``step["dropped"]``; echoes also in ``step["extraction"]["scaffolding"]``)."""
+        (``dropped``; echoes also in ``extraction_counts["scaffolding"]``)."""
         conversation = read_conversation(state)
         config = run_config(deps)
         check_can_review(config)
@@ -73,13 +81,11 @@ def make_sample_node(deps: NodeDeps) -> NodeFn:
         echoes = sum(prompts.is_scaffolding(t) for t in texts)
         if echoes:
             texts = [t for t in texts if not prompts.is_scaffolding(t)]
-        step: dict[str, Any] = {
-            "dropped": len(result.texts) - len(texts),
-            "usage": result.usage.as_dict(),
-        }
-        if echoes:
-            step["extraction"] = {"scaffolding": echoes}
         return {
+            **new_iteration_record(),
+            "iteration_usage": Overwrite(result.usage.as_dict()),
+            "extraction_counts": Overwrite({"scaffolding": echoes} if echoes else {}),
+            "dropped": len(result.texts) - len(texts),
             "query": conversation[-1]["content"],
             "conversation": conversation,
             "pending": texts,
@@ -92,7 +98,6 @@ def make_sample_node(deps: NodeDeps) -> NodeFn:
             "textual_gradient": "",
             "stop_reason": None,
             "nonce": make_nonce(config.seed, conversation),
-            "step": step,
         }
 
     return sample

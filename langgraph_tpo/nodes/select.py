@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import time
 from statistics import fmean
-from typing import Any
 
 from langchain_core.messages import AIMessage
 from langgraph.config import get_stream_writer
 
 from langgraph_tpo.graph.routing import stop_reason
-from langgraph_tpo.graph.state import Candidate, TPOState
-from langgraph_tpo.nodes.common import NodeDeps, NodeFn, Update, brief, run_config
+from langgraph_tpo.graph.state import Candidate, TPOState, TrajectoryEntry
+from langgraph_tpo.nodes.common import (
+    NodeDeps,
+    NodeFn,
+    Update,
+    brief,
+    new_iteration_record,
+    run_config,
+)
 
 
 def best_and_worst(candidates: list[Candidate]) -> tuple[Candidate, Candidate]:
@@ -27,8 +33,10 @@ def best_and_worst(candidates: list[Candidate]) -> tuple[Candidate, Candidate]:
 
 def make_select_node(deps: NodeDeps) -> NodeFn:
     async def select(state: TPOState) -> Update:
-        """Reads ``candidates``, ``trajectory``, ``step``; writes ``chosen``, ``rejected``,
-        ``response``, ``score``, ``stop_reason`` and appends this iteration to ``trajectory``.
+        """Reads ``candidates``, ``trajectory``, the iteration's record (``new_scores``,
+        ``iteration_timings``, ``iteration_usage``, ``review_decision``, ...); writes
+        ``chosen``, ``rejected``, ``response``, ``score``, ``stop_reason``, appends this
+        iteration to ``trajectory`` and empties the record for the next one.
         """
         start = time.perf_counter()
         config = run_config(deps)
@@ -41,19 +49,19 @@ def make_select_node(deps: NodeDeps) -> NodeFn:
         else:
             best = worst = None
             reason = "no_candidates"
-        if (state.get("step") or {}).get("human_stop"):
+        if state.get("review_decision") == "stop":
             reason = "human_stop"
         entry = _trajectory_entry(state, iteration, best, reason)
         entry["timings"]["select"] = time.perf_counter() - start
         _emit_progress(entry)
         update: Update = {
+            **new_iteration_record(),
             "chosen": best,
             "rejected": worst,
             "response": best["text"] if best else "",
             "score": best["score"] if best else None,
             "stop_reason": reason,
             "trajectory": [entry],
-            "step": {},
         }
         if reason and state.get("messages"):
             update["messages"] = [final_message(best, iteration, reason)]
@@ -76,7 +84,7 @@ def final_message(best: Candidate | None, iteration: int, reason: str) -> AIMess
     )
 
 
-def _emit_progress(entry: dict[str, Any]) -> None:
+def _emit_progress(entry: TrajectoryEntry) -> None:
     """A ``stream_mode="custom"`` event per iteration: best response and score so far."""
     get_stream_writer()(
         {
@@ -92,26 +100,26 @@ def _emit_progress(entry: dict[str, Any]) -> None:
 
 def _trajectory_entry(
     state: TPOState, iteration: int, best: Candidate | None, reason: str | None
-) -> dict[str, Any]:
-    step = state.get("step") or {}
-    new_scores = step.get("new_scores", [])
-    entry: dict[str, Any] = {
-        "iteration": iteration,
-        "chosen": brief(state.get("chosen")) if iteration else None,
-        "rejected": brief(state.get("rejected")) if iteration else None,
-        "textual_loss": state.get("textual_loss") if iteration else None,
-        "textual_gradient": state.get("textual_gradient") if iteration else None,
-        "new_scores": new_scores,
-        "mean_new_score": fmean(new_scores) if new_scores else None,
-        "dropped": step.get("dropped", 0),
-        "reward_requests": step.get("reward_calls", 0),
-        "extraction": step.get("extraction"),
-        "review": step.get("review"),
-        "best_score": best["score"] if best else None,
-        "best_response": best["text"] if best else None,
-        "timings": dict(step.get("timings", {})),
-        "usage": step.get("usage", {}),
-    }
+) -> TrajectoryEntry:
+    new_scores = state.get("new_scores") or []
+    critiqued = bool(iteration)  # iteration 0 is the initial sampling: nothing critiqued
+    entry = TrajectoryEntry(
+        iteration=iteration,
+        chosen=brief(state.get("chosen")) if critiqued else None,
+        rejected=brief(state.get("rejected")) if critiqued else None,
+        textual_loss=state.get("textual_loss") if critiqued else None,
+        textual_gradient=state.get("textual_gradient") if critiqued else None,
+        new_scores=new_scores,
+        mean_new_score=fmean(new_scores) if new_scores else None,
+        dropped=state.get("dropped", 0),
+        reward_requests=state.get("reward_requests", 0),
+        extraction=state.get("extraction_counts") or None,
+        review=state.get("review_decision"),
+        best_score=best["score"] if best else None,
+        best_response=best["text"] if best else None,
+        timings=dict(state.get("iteration_timings") or {}),
+        usage=state.get("iteration_usage") or {},
+    )
     if reason:
         entry["stop_reason"] = reason
     return entry

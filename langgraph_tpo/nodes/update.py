@@ -6,14 +6,7 @@ from collections import Counter
 
 from langgraph_tpo.extraction import Extraction, extract_response
 from langgraph_tpo.graph.state import TPOState
-from langgraph_tpo.nodes.common import (
-    NodeDeps,
-    NodeFn,
-    Update,
-    merge_step,
-    prompts_for,
-    run_config,
-)
+from langgraph_tpo.nodes.common import NodeDeps, NodeFn, Update, prompts_for, run_config
 from langgraph_tpo.nodes.policy_call import call_policy
 from langgraph_tpo.nodes.review import review_gradient
 from langgraph_tpo.prompts import PromptSet
@@ -43,9 +36,11 @@ def read_output(
 def make_update_node(deps: NodeDeps) -> NodeFn:
     async def update(state: TPOState) -> Update:
         """Reads ``chosen``, ``rejected``, ``textual_loss``, ``textual_gradient``, ``nonce``;
-        writes ``pending`` and the next ``iteration``.
+        writes ``pending``, the next ``iteration`` and, with ``review_gradient``, the human's
+        ``review_decision`` (and the edited ``textual_gradient``).
 
-        Outputs with no usable text are dropped and counted in ``step["extraction"]``.
+        Outputs with no usable text are dropped (``dropped``); ``extraction_counts`` counts
+        how each output was read.
         """
         config = run_config(deps)
         prompts = prompts_for(deps, config)
@@ -53,16 +48,13 @@ def make_update_node(deps: NodeDeps) -> NodeFn:
         reviewed: Update = {}
         if config.review_gradient:
             review = review_gradient(state)
+            reviewed = {"review_decision": review.action}
             if review.action == "stop":
-                return {
-                    "pending": [],
-                    "iteration": iteration,
-                    "step": merge_step(state, human_stop=True, review="stop"),
-                }
-            reviewed = {"textual_gradient": review.textual_gradient}
-            state = {**state, **reviewed, "step": merge_step(state, review=review.action)}
+                return {**reviewed, "pending": [], "iteration": iteration}
+            reviewed["textual_gradient"] = review.textual_gradient
+            state = {**state, **reviewed}
         delimiters = run_delimiters(prompts, state, config.seed)
-        result, cut_to = await call_policy(
+        result = await call_policy(
             deps,
             state,
             config,
@@ -78,13 +70,9 @@ def make_update_node(deps: NodeDeps) -> NodeFn:
             **reviewed,
             "pending": pending,
             "iteration": iteration,
-            "step": merge_step(
-                state,
-                usage=result.usage,
-                extraction=dict(Counter(rule for _, rule in extracted)),
-                dropped=len(extracted) - len(pending),
-                **({"context_cut_to": cut_to} if cut_to else {}),
-            ),
+            "iteration_usage": result.usage.as_dict(),
+            "extraction_counts": dict(Counter(rule for _, rule in extracted)),
+            "dropped": len(extracted) - len(pending),
         }
 
     return update
