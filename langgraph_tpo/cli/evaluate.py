@@ -299,9 +299,7 @@ def eval_command(
     console = stderr_console()
     secrets: list[str | None] = [settings.api_key]
     with exit_on_error(console, secrets):
-        config, backends = settings.resolve()
-        config, prompts = o.load_prompts(config)
-        secrets.append(backends.api_key)
+        config, backends, prompts = settings.load(secrets)
         compare, limit = settings.option("compare", compare), settings.option("limit", limit)
         concurrency = settings.option("concurrency", concurrency, 4)
         max_errors = settings.option("max_errors", max_errors, 10)

@@ -173,6 +173,16 @@ class CommandSettings:
         values = read_settings_file(self.config_file, self.config_model, self.backend_model)
         return values.get(name, default)
 
+    def load(
+        self, secrets: list[str | None]
+    ) -> tuple[TPOConfig, BackendSettings, PromptSet]:
+        """What ``tpo run`` and ``tpo eval`` start from: :meth:`resolve`, then the prompt
+        set (:func:`load_prompts`); the backends' API key is added to ``secrets`` first."""
+        config, backends = self.resolve()
+        secrets.append(backends.api_key)
+        config, prompts = load_prompts(config)
+        return config, backends, prompts
+
     def resolve(self) -> tuple[TPOConfig, BackendSettings]:
         """Environment, then config file, then flags (later wins), validated: the run's
         TPO config and backend settings. The embedded model has smaller TPO defaults."""

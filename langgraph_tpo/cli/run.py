@@ -86,9 +86,7 @@ def run(
     console = stderr_console()
     secrets: list[str | None] = [settings.api_key]
     with exit_on_error(console, secrets):
-        config, backends = settings.resolve()
-        config, prompts = o.load_prompts(config)
-        secrets.append(backends.api_key)
+        config, backends, prompts = settings.load(secrets)
         query = read_prompt(prompt)
         retry = settings.retry
         check_servers(backends, retry)
