@@ -48,11 +48,11 @@ class TPOConfig(BaseModel):
         ge=1,
         description="Max new tokens of a response (sample and update); the reference uses 2048.",
     )
-    critique_max_tokens: int = Field(
-        2048,
+    critique_max_tokens: int | None = Field(
+        None,
         ge=1,
         description="Max new tokens of a critique (textual_loss) and of the suggestions "
-        "(textual_gradient); the reference allows up to 8192.",
+        "(textual_gradient); null: the same as max_tokens. The reference allows up to 8192.",
     )
     score_threshold: float | None = Field(
         None, description="Stop as soon as the best score reaches this value (off when null)."

@@ -81,8 +81,11 @@ def step_tag(step: str) -> str:
 
 
 def max_tokens_for(config: TPOConfig, step: str) -> int:
-    """``critique_max_tokens`` for the critique steps, ``max_tokens`` for responses."""
-    return config.critique_max_tokens if step in CRITIQUE_STEPS else config.max_tokens
+    """``critique_max_tokens`` (unset: ``max_tokens``) for the critique steps, ``max_tokens``
+    for responses."""
+    if step in CRITIQUE_STEPS and config.critique_max_tokens is not None:
+        return config.critique_max_tokens
+    return config.max_tokens
 
 
 def is_openai_compatible(model: Any) -> bool:

@@ -30,7 +30,6 @@ EMBEDDED_DEFAULTS: dict[str, Any] = {
     "num_samples": 3,
     "max_iterations": 1,
     "max_tokens": 256,
-    "critique_max_tokens": 256,
 }
 URL_FIELDS = ("policy_url", "reward_url")
 

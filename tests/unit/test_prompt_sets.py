@@ -307,6 +307,12 @@ def test_critiques_and_responses_have_separate_caps() -> None:
     assert caps == {"sample": 111, "loss": 777, "gradient": 777, "update": 111}
 
 
+def test_an_unset_critique_cap_follows_max_tokens() -> None:
+    policy = run(config=CONFIG.with_overrides({"max_tokens": 64}))
+    caps = {c["kind"]: c["kwargs"]["max_tokens"] for c in policy.calls}
+    assert caps == {"sample": 64, "loss": 64, "gradient": 64, "update": 64}
+
+
 # ------------------------------------------------------------------ scaffolding echoes
 
 
