@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, make_dataclass, replace
 from typing import Any
 
 import httpx
@@ -99,43 +99,54 @@ class Call:
 # ---------------------------------------------------------------- server counters
 
 
-@dataclass(frozen=True)
-class Counters:
-    """Server counters (or their difference over a run)."""
+# Each server counter: the server it is read from, the label filter (None: every series)
+# and the metric. Counters has one field per entry.
+COUNTER_SOURCES: dict[str, tuple[str, dict[str, str] | None, str]] = {
+    "chat_requests": ("policy", CHAT, "http_requests_total"),
+    "sequences": ("policy", None, "vllm:request_success_total"),
+    "prompt_tokens": ("policy", None, "vllm:prompt_tokens_total"),
+    "generation_tokens": ("policy", None, "vllm:generation_tokens_total"),
+    "prefix_cache_queries": ("policy", None, "vllm:prefix_cache_queries_total"),
+    "prefix_cache_hits": ("policy", None, "vllm:prefix_cache_hits_total"),
+    "classify_requests": ("reward", CLASSIFY, "http_requests_total"),
+    "reward_prompt_tokens": ("reward", None, "vllm:prompt_tokens_total"),
+    # prompt tokens the policy computed (not served from its prefix cache)
+    "computed_prompt_tokens": ("policy", LOCAL_COMPUTE, "vllm:prompt_tokens_by_source_total"),
+}
 
-    chat_requests: float = 0.0
-    sequences: float = 0.0
-    prompt_tokens: float = 0.0
-    generation_tokens: float = 0.0
-    prefix_cache_queries: float = 0.0
-    prefix_cache_hits: float = 0.0
-    classify_requests: float = 0.0
-    reward_prompt_tokens: float = 0.0
-    computed_prompt_tokens: float = 0.0  # prompt tokens the policy computed (not cached)
 
-    def __sub__(self, other: Counters) -> Counters:
-        return Counters(*(getattr(self, f.name) - getattr(other, f.name) for f in fields(self)))
+def _combine(sign: float) -> Callable[[Any, Any], Any]:
+    def combine(self: Any, other: Any) -> Any:
+        return type(self)(
+            **{name: getattr(self, name) + sign * getattr(other, name) for name in COUNTER_SOURCES}
+        )
 
-    def __add__(self, other: Counters) -> Counters:
-        return Counters(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+    return combine
+
+
+Counters = make_dataclass(
+    "Counters",
+    [(name, float, field(default=0.0)) for name in COUNTER_SOURCES],
+    frozen=True,
+    namespace={
+        "__doc__": "Server counters (or their difference over a run), one per COUNTER_SOURCES.",
+        "__sub__": _combine(-1.0),
+        "__add__": _combine(1.0),
+    },
+)
 
 
 def read_counters(servers: BenchServers) -> Counters:
-    policy = servers.policy_metrics()
-    reward = servers.reward_metrics()
-    return Counters(
-        chat_requests=servers.policy_metrics(CHAT).get("http_requests_total", 0.0),
-        sequences=policy.get("vllm:request_success_total", 0.0),
-        prompt_tokens=policy.get("vllm:prompt_tokens_total", 0.0),
-        generation_tokens=policy.get("vllm:generation_tokens_total", 0.0),
-        prefix_cache_queries=policy.get("vllm:prefix_cache_queries_total", 0.0),
-        prefix_cache_hits=policy.get("vllm:prefix_cache_hits_total", 0.0),
-        classify_requests=servers.reward_metrics(CLASSIFY).get("http_requests_total", 0.0),
-        reward_prompt_tokens=reward.get("vllm:prompt_tokens_total", 0.0),
-        computed_prompt_tokens=servers.policy_metrics(LOCAL_COMPUTE).get(
-            "vllm:prompt_tokens_by_source_total", 0.0
-        ),
-    )
+    readers = {"policy": servers.policy_metrics, "reward": servers.reward_metrics}
+    pages: dict[tuple[str, str], dict[str, float]] = {}  # one /metrics read per filter
+
+    def read(server: str, labels: dict[str, str] | None, metric: str) -> float:
+        key = (server, repr(labels))
+        if key not in pages:
+            pages[key] = readers[server](labels)
+        return pages[key].get(metric, 0.0)
+
+    return Counters(**{name: read(*source) for name, source in COUNTER_SOURCES.items()})
 
 
 def settled_counters(servers: BenchServers, timeout: float = 5.0) -> Counters:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import subprocess
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -123,3 +125,14 @@ def stop_on_signals() -> None:
 
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(sig, interrupt)
+
+
+@contextlib.contextmanager
+def watched_run() -> Iterator[dict[str, Any]]:
+    """A benchmark's main body: signals stop it cleanly (:func:`stop_on_signals`), and the
+    dict it yields gets the machine's :func:`contention` before and, at the end, after."""
+    stop_on_signals()
+    seen = {"before": contention()}
+    yield seen
+    seen["after"] = contention()
+    print(f"contention: before {seen['before']}, after {seen['after']}")

@@ -42,11 +42,10 @@ from benchmarks.chains import (
     warm_up,
 )
 from benchmarks.common import (
-    contention,
     show_table,
-    stop_on_signals,
     tpo_arguments,
     verdict,
+    watched_run,
     write_json,
 )
 from benchmarks.prompts import prompts
@@ -205,19 +204,18 @@ def report(result: dict[str, Any], kinds: dict[str, Any], args: argparse.Namespa
 
 def main() -> None:
     args = parse_args()
-    stop_on_signals()
-    before = contention()
-    with running_servers(args) as servers:
-        stats, calls = asyncio.run(run_variants(servers, args))
-        tokenizer_dir = servers.policy_tokenizer_path
-        started_here = servers.started_here
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
-    kinds = {v: breakdown(tokenizer, calls[v], stats[v].prompts) for v in VARIANTS}
-    counted = {v: sum(k["prompt_tokens_per_query"] for k in kinds[v].values()) for v in VARIANTS}
-    result = summary(stats, counted)
-    markdown = report(result, kinds, args)
-    after = contention()
-    print(f"contention: before {before}, after {after}")
+    with watched_run() as load:
+        with running_servers(args) as servers:
+            stats, calls = asyncio.run(run_variants(servers, args))
+            tokenizer_dir = servers.policy_tokenizer_path
+            started_here = servers.started_here
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
+        kinds = {v: breakdown(tokenizer, calls[v], stats[v].prompts) for v in VARIANTS}
+        counted = {
+            v: sum(k["prompt_tokens_per_query"] for k in kinds[v].values()) for v in VARIANTS
+        }
+        result = summary(stats, counted)
+        markdown = report(result, kinds, args)
     settings = {
         "prompts": args.prompts, "concurrency": args.concurrency, "n": args.num_samples,
         "d": args.max_iterations, "max_tokens": args.max_tokens, "seed": args.seed,
@@ -227,7 +225,7 @@ def main() -> None:
         "prompt_economy",
         {
             "settings": settings,
-            "contention": {"before": before, "after": after},
+            "contention": load,
             "reference": {k: {"prompt_tokens_per_query": a, "tok_s": b} for k, (a, b) in
                           REFERENCE.items()},
             "results": result,

@@ -22,24 +22,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.chains import (
-    DirectChain,
-    RunStats,
-    SamePromptChain,
-    Settings,
-    interleaved,
-    measure,
-    round_inputs,
-    tpo_graph,
-    tpo_runner,
-    warm_up,
-)
+from benchmarks import chains
+from benchmarks.chains import RunStats
 from benchmarks.common import (
-    contention,
     show_table,
-    stop_on_signals,
     tpo_arguments,
     verdict,
+    watched_run,
     write_json,
 )
 from benchmarks.prompts import prompts
@@ -81,11 +70,13 @@ async def run_level(
     args: argparse.Namespace,
 ) -> dict[str, RunStats]:
     """Both variants at one concurrency, interleaved; both see the same prompts and seeds."""
-    inputs = round_inputs(queries, args.rounds, concurrency)
+    inputs = chains.round_inputs(queries, args.rounds, concurrency)
     merged: dict[str, RunStats] = {}
-    for r, variant in interleaved(VARIANTS, args.rounds):
+    for r, variant in chains.interleaved(VARIANTS, args.rounds):
         seed = args.seed + 1000 * r
-        stats = await measure(servers, variant, runners[variant], inputs[r], concurrency, seed)
+        stats = await chains.measure(
+            servers, variant, runners[variant], inputs[r], concurrency, seed
+        )
         print(
             f"  c={concurrency} round {r} {variant}: {stats.wall_s:.1f}s, "
             f"{stats.counters.generation_tokens:.0f} generated tokens"
@@ -97,15 +88,15 @@ async def run_level(
 
 
 async def run_all(servers: BenchServers, args: argparse.Namespace) -> list[dict[str, RunStats]]:
-    settings = Settings(
+    settings = chains.Settings(
         n=args.num_samples, d=args.max_iterations, max_tokens=args.max_tokens, seed=args.seed
     )
-    graph = tpo_graph(servers, settings)
-    chain = SamePromptChain if args.direct_prompts == "same" else DirectChain
+    graph = chains.tpo_graph(servers, settings)
+    chain = chains.SamePromptChain if args.direct_prompts == "same" else chains.DirectChain
     direct = chain(servers, settings)
     try:
-        await warm_up(graph, direct)
-        runners = {"tpo": tpo_runner(graph), "direct": direct.run_all}
+        await chains.warm_up(graph, direct)
+        runners = {"tpo": chains.tpo_runner(graph), "direct": direct.run_all}
         queries = prompts(args.prompts)
         return [await run_level(servers, runners, queries, c, args) for c in args.concurrency]
     finally:
@@ -195,14 +186,11 @@ def report(levels: list[dict[str, RunStats]], args: argparse.Namespace) -> dict[
 
 def main() -> None:
     args = parse_args()
-    stop_on_signals()
-    before = contention()
-    with running_servers(args) as servers:
-        levels = asyncio.run(run_all(servers, args))
-        started_here = servers.started_here
-    result = report(levels, args)
-    after = contention()
-    print(f"contention: before {before}, after {after}")
+    with watched_run() as load:
+        with running_servers(args) as servers:
+            levels = asyncio.run(run_all(servers, args))
+            started_here = servers.started_here
+        result = report(levels, args)
     write_json(
         "vllm_e2e",
         {
@@ -212,7 +200,7 @@ def main() -> None:
                 "concurrency": args.concurrency, "servers_started_here": started_here,
                 "direct_prompts": args.direct_prompts,
             },
-            "contention": {"before": before, "after": after},
+            "contention": load,
             **result,
         },
         args.out,
