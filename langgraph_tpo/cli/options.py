@@ -176,8 +176,9 @@ class CommandSettings:
     def load(
         self, secrets: list[str | None]
     ) -> tuple[TPOConfig, BackendSettings, PromptSet]:
-        """What ``tpo run`` and ``tpo eval`` start from: :meth:`resolve`, then the prompt
-        set (:func:`load_prompts`); the backends' API key is added to ``secrets`` first."""
+        """What ``tpo run``, ``tpo eval`` and ``tpo serve`` start from: :meth:`resolve`, then
+        the prompt set (:func:`load_prompts`); the backends' API key is added to ``secrets``
+        first."""
         config, backends = self.resolve()
         secrets.append(backends.api_key)
         config, prompts = load_prompts(config)

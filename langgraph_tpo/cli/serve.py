@@ -42,8 +42,7 @@ def serve(
     console = stderr_console()
     secrets: list[str | None] = [settings.api_key]
     with exit_on_error(console, secrets):
-        config, backends = settings.resolve()
-        secrets.append(backends.api_key)
+        config, backends, prompts = settings.load(secrets)
         policy, reward = build_models(backends)
         app = create_app(
             policy,
@@ -52,6 +51,7 @@ def serve(
             backends=backends,
             max_concurrency=max_concurrency,
             retry=settings.retry,
+            prompts=prompts,
         )
     import uvicorn
 
@@ -59,7 +59,8 @@ def serve(
         console,
         f"TPO Chat Completions API on http://{host}:{port}/v1 "
         f"(backends {describe_backends(backends)}; defaults N={config.num_samples} "
-        f"D={config.max_iterations} mode={config.mode}; max_concurrency {max_concurrency}; "
+        f"D={config.max_iterations} mode={config.mode} prompts={prompts.name}; "
+        f"max_concurrency {max_concurrency}; "
         f"auth {'on' if app.state.tpo.api_key else f'off (set {API_KEY_ENV})'})",
     )
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -40,6 +40,7 @@ from langgraph_tpo.errors import (
     redact,
 )
 from langgraph_tpo.graph.builder import DEFAULT_RETRY, create_tpo_graph
+from langgraph_tpo.prompts import PromptSet
 from langgraph_tpo.reward import BatchReward
 from langgraph_tpo.serve.protocol import (
     PIPELINE_DESCRIPTIONS,
@@ -102,6 +103,7 @@ class TPOService:
         api_key: str | None,
         retry: RetryPolicy | None,
         keepalive_s: float,
+        prompts: PromptSet | str | None = None,
     ) -> None:
         if (policy is None) != (reward is None):
             raise TypeError("pass both policy and reward, or neither (backends are built)")
@@ -111,6 +113,7 @@ class TPOService:
         self.api_key = api_key or None
         self.retry = retry
         self.keepalive_s = keepalive_s
+        self.prompts = prompts
         self.active = 0
         self.durations: list[float] = []
         if policy is None and backends is None:
@@ -123,7 +126,9 @@ class TPOService:
             self._install(policy, reward)
 
     def _install(self, policy: BaseChatModel, reward: BatchReward) -> None:
-        self._graph = create_tpo_graph(policy, reward, self.defaults, retry=self.retry)
+        self._graph = create_tpo_graph(
+            policy, reward, self.defaults, retry=self.retry, prompts=self.prompts
+        )
 
     @property
     def secrets(self) -> tuple[str | None, ...]:
@@ -418,6 +423,7 @@ def create_app(
     api_key: str | None = None,
     retry: RetryPolicy | None = DEFAULT_RETRY,
     keepalive_s: float = KEEPALIVE_S,
+    prompts: PromptSet | str | None = None,
 ) -> Starlette:
     """The Chat Completions app for ``policy`` and ``reward``, or for the backends that
     ``backends`` (default: the ``TPO_*`` environment) name, built on the first request.
@@ -426,7 +432,9 @@ def create_app(
     max_tokens=256 on the embedded CPU model); requests override them. ``api_key``
     (default ``$TPO_SERVER_API_KEY``) is required as ``Authorization: Bearer`` when set.
     ``max_concurrency`` (default ``$TPO_SERVER_MAX_CONCURRENCY`` or 4) runs at a time;
-    beyond it requests get 429 with Retry-After.
+    beyond it requests get 429 with Retry-After. ``prompts`` is the graph's prompt set (a
+    built-in name or a :class:`~langgraph_tpo.PromptSet`; default ``paper``); a request's
+    ``tpo.prompt_set`` may name a built-in set instead.
     """
     service = TPOService(
         policy,
@@ -437,6 +445,7 @@ def create_app(
         api_key if api_key is not None else os.environ.get(API_KEY_ENV),
         retry,
         keepalive_s,
+        prompts,
     )
 
     async def list_models(request: Request) -> JSONResponse:

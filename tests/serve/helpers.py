@@ -23,7 +23,9 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import Field
 from starlette.applications import Starlette
 
+from langgraph_tpo import PromptSet
 from langgraph_tpo.fakes import FakeBatchReward, FakeNPolicy, step_kind
+from langgraph_tpo.prompts import BUILTIN_SETS
 from tests.cli.conftest import tpo_command
 from testsupport.pair import ServerPair
 from testsupport.servers import free_port
@@ -71,6 +73,14 @@ class GatedPolicy(FakeNPolicy):
             self.cancelled.append(call)
             raise
         return self._generate(messages, stop, run_manager, **kwargs)
+
+
+def marked_prompt_set(marker: str) -> PromptSet:
+    """The paper set with ``marker`` in the system prompt of initial sampling."""
+    data = BUILTIN_SETS["paper"].to_dict()
+    data["name"] = "marked"
+    data["sample"][0]["content"] += f" {marker}"
+    return PromptSet.from_dict(data)
 
 
 def length_reward() -> FakeBatchReward:

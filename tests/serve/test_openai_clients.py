@@ -15,7 +15,14 @@ from langchain_openai import ChatOpenAI
 
 from langgraph_tpo import TPOConfig, create_tpo_graph
 from langgraph_tpo.serve import create_app
-from tests.serve.helpers import SMALL, GatedPolicy, TokenPolicy, length_reward, serving
+from tests.serve.helpers import (
+    SMALL,
+    GatedPolicy,
+    TokenPolicy,
+    length_reward,
+    marked_prompt_set,
+    serving,
+)
 
 CONVERSATION = [
     {"role": "system", "content": "You are terse."},
@@ -420,3 +427,20 @@ def test_progress_comments_are_sent_as_the_run_goes() -> None:
                     assert not policy.gate.is_set() and len(policy.started) <= 2
                     policy.gate.set()
     assert policy.gate.is_set() and lines[-2:] == ["data: [DONE]", ""]
+
+
+def test_the_app_runs_the_prompt_set_it_was_given() -> None:
+    policy = TokenPolicy()
+    app = create_app(
+        policy, length_reward(), config=SMALL, retry=None, prompts=marked_prompt_set("MARK-7")
+    )
+    with serving(app) as url:
+        reply = openai.OpenAI(base_url=url, api_key="unused").chat.completions.create(
+            model="tpo", messages=[{"role": "user", "content": "Name a color."}]
+        )
+    assert reply.choices[0].message.content
+    samples = [c["messages"] for c in policy.calls if c["kind"] == "sample"]
+    assert samples and all("MARK-7" in str(m[0].content) for m in samples)
+    assert all(
+        "MARK-7" not in str(c["messages"][0].content) for c in policy.calls if c["kind"] == "update"
+    )

@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from langgraph_tpo.cli import app
-from tests.serve.helpers import tpo_serve
+from tests.serve.helpers import marked_prompt_set, tpo_serve
+from testsupport.fake_backends import fake_backend_env
 from testsupport.servers import free_port
 
 KEY = "sk-backend-secret-9876543210"
@@ -59,3 +60,22 @@ def test_serve_answers_and_reports_a_dead_backend_as_503(tmp_path: Path) -> None
     assert "TPO Chat Completions API on" in log and "N=2 D=1" in log
     assert 'POST /v1/chat/completions HTTP/1.1" 503' in log
     assert KEY not in log and "server-key-1" not in log and "Traceback" not in log
+
+
+def test_serve_runs_the_prompt_set_file_it_is_given(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text(marked_prompt_set("MARK-7").to_yaml(), encoding="utf-8")
+    with tpo_serve(
+        ["--prompts", str(path), "-n", "2", "-d", "1"], tmp_path, fake_backend_env()
+    ) as server:
+        client = openai.OpenAI(base_url=server.url, api_key="unused", max_retries=0)
+        reply = client.chat.completions.create(model="tpo", messages=USER)
+        log = server.stop()
+    assert reply.choices[0].message.content.startswith("answer:")
+    assert "prompts=marked" in log
+
+
+def test_serve_with_a_prompt_set_that_is_not_there_is_one_red_line() -> None:
+    result = CliRunner().invoke(app, ["serve", "--prompts", "nosuch.yaml", *dead_policy_flags()])
+    assert result.exit_code == 1 and "neither a built-in prompt set" in result.output
+    assert "Traceback" not in result.output
