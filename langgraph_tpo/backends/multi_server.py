@@ -12,14 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 import openai
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult, LLMResult
 from langchain_openai import ChatOpenAI
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from langgraph_tpo.backends.balancer import Balancer
+from langgraph_tpo.backends.chat_base import ChatModelBase
 
 
 def policy_server_failed(exc: BaseException) -> bool:
@@ -30,7 +29,7 @@ def policy_server_failed(exc: BaseException) -> bool:
     return isinstance(exc, openai.APIStatusError) and exc.status_code >= 500
 
 
-class BalancedChatModel(BaseChatModel):
+class BalancedChatModel(ChatModelBase):
     """Chat completions spread over ``clients`` (one ``ChatOpenAI`` per server URL)."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -75,12 +74,8 @@ class BalancedChatModel(BaseChatModel):
             n = self.n
         return {**kwargs, "n": n} if n is not None else kwargs
 
-    async def _agenerate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
+    async def _achat(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
     ) -> ChatResult:
         params = self._invocation(kwargs.pop("n", None), kwargs)
 
@@ -90,12 +85,8 @@ class BalancedChatModel(BaseChatModel):
 
         return _chat_result(await self._balancer.call(send, policy_server_failed))
 
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
+    def _chat(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
     ) -> ChatResult:
         params = self._invocation(kwargs.pop("n", None), kwargs)
 

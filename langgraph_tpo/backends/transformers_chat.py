@@ -9,29 +9,25 @@ judge read both the same way.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatResult
 from pydantic import model_validator
 
 from langgraph_tpo.backends.causal_lm import LoadedModel, check_model_path, load_model
+from langgraph_tpo.backends.chat_base import Sample, SamplingChatModel, chat_result
 from langgraph_tpo.backends.nucleus import TemperatureTopP
 from langgraph_tpo.errors import ConfigError, PolicyError
-from langgraph_tpo.policy import sum_token_usage
 from langgraph_tpo.reward import chat_role
 
 # Sampling draws from torch's global RNG: one sampling call at a time across all models,
 # so a seeded call is reproducible even while another model samples in another thread.
 _RNG_LOCK = threading.Lock()
-_OVERRIDABLE = ("n", "temperature", "top_p", "max_tokens", "seed", "logprobs", "top_logprobs")
 
 
 @dataclass(frozen=True)
@@ -62,16 +58,6 @@ class SamplingParams:
     @property
     def greedy(self) -> bool:
         return self.temperature == 0
-
-
-@dataclass
-class Sample:
-    """One decoded completion."""
-
-    text: str
-    finish_reason: str
-    output_tokens: int
-    logprobs: list[dict[str, Any]] | None
 
 
 def to_chat_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
@@ -120,7 +106,7 @@ class _StopOnStrings:
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
-class TransformersChatModel(BaseChatModel):
+class TransformersChatModel(SamplingChatModel):
     """Chat model over ``AutoModelForCausalLM`` (default: SmolLM2-135M-Instruct on CPU).
 
     Reads: system/user/assistant messages; per-call kwargs ``n``, ``temperature``,
@@ -137,13 +123,6 @@ class TransformersChatModel(BaseChatModel):
     """
 
     model_path: str | None = None
-    n: int = 1
-    temperature: float = 0.7
-    top_p: float = 0.95
-    max_tokens: int = 256
-    seed: int | None = None
-    logprobs: bool = False
-    top_logprobs: int = 0
 
     @model_validator(mode="after")
     def _model_path_exists(self) -> TransformersChatModel:
@@ -160,14 +139,8 @@ class TransformersChatModel(BaseChatModel):
         return {"model_path": self.model_path, **self._params({}).__dict__}
 
     def _params(self, overrides: dict[str, Any]) -> SamplingParams:
-        unknown = sorted(k for k in overrides if k not in _OVERRIDABLE and not k.startswith("ls_"))
-        if unknown:
-            raise ConfigError(
-                f"TransformersChatModel does not support {', '.join(unknown)}; "
-                f"it accepts {', '.join(_OVERRIDABLE)}"
-            )
-        values = {name: overrides.get(name, getattr(self, name)) for name in _OVERRIDABLE}
-        if values["top_logprobs"] and not overrides.get("logprobs", self.logprobs):
+        values = self.sampling_values(overrides)
+        if values["top_logprobs"] and not values["logprobs"]:
             values["logprobs"] = True
         return SamplingParams(**values).validate()
 
@@ -175,12 +148,8 @@ class TransformersChatModel(BaseChatModel):
         """The shared model, tokenizer and lock (loads them on first use)."""
         return load_model(self.model_path)
 
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
+    def _chat(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
     ) -> ChatResult:
         params = self._params(kwargs)
         loaded = self.loaded()
@@ -188,19 +157,7 @@ class TransformersChatModel(BaseChatModel):
         with loaded.lock:
             samples = _sample(loaded, prompt_ids, params, stop or [])
         name = loaded.source.gguf_file or loaded.source.location
-        return _chat_result(samples, prompt_len=prompt_ids.shape[1], model_name=name)
-
-    def _combine_llm_outputs(self, llm_outputs: list[dict | None]) -> dict:
-        return sum_token_usage(llm_outputs)
-
-    async def _agenerate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        return await asyncio.to_thread(self._generate, messages, stop, None, **kwargs)
+        return chat_result(samples, prompt_tokens=prompt_ids.shape[1], model_name=name)
 
     @staticmethod
     def _encode(tokenizer: Any, messages: list[BaseMessage]) -> Any:
@@ -414,31 +371,3 @@ def _truncate_entries(entries: list[dict[str, Any]], cut: int | None) -> list[di
         kept.append(entry)
         offset += len(entry["token"])
     return kept
-
-
-def _chat_result(samples: list[Sample], *, prompt_len: int, model_name: str) -> ChatResult:
-    generations = []
-    for sample in samples:
-        metadata: dict[str, Any] = {
-            "finish_reason": sample.finish_reason,
-            "model_name": model_name,
-        }
-        if sample.logprobs is not None:
-            metadata["logprobs"] = {"content": sample.logprobs}
-        message = AIMessage(
-            content=sample.text,
-            response_metadata=metadata,
-            usage_metadata={
-                "input_tokens": prompt_len,
-                "output_tokens": sample.output_tokens,
-                "total_tokens": prompt_len + sample.output_tokens,
-            },
-        )
-        generations.append(ChatGeneration(message=message, generation_info=dict(metadata)))
-    completion = sum(s.output_tokens for s in samples)
-    usage = {
-        "prompt_tokens": prompt_len,
-        "completion_tokens": completion,
-        "total_tokens": prompt_len + completion,
-    }
-    return ChatResult(generations=generations, llm_output={"token_usage": usage})

@@ -25,17 +25,15 @@ from collections.abc import Coroutine, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatResult
 from pydantic import ConfigDict, Field
 
+from langgraph_tpo.backends.chat_base import Sample, SamplingChatModel, chat_result
 from langgraph_tpo.errors import BackendUnavailableError, ConfigError
-from langgraph_tpo.policy import sum_token_usage
 from langgraph_tpo.reward import chat_role
 
 T = TypeVar("T")
-_OVERRIDABLE = ("n", "temperature", "top_p", "max_tokens", "seed", "logprobs", "top_logprobs")
 # Sampling defaults the OpenAI server takes from the model's generation_config when a
 # request leaves them unset (vLLM's ChatCompletionRequest._DEFAULT_SAMPLING_PARAMS).
 _MODEL_DEFAULTS = ("repetition_penalty", "presence_penalty", "frequency_penalty", "top_k", "min_p")
@@ -173,7 +171,7 @@ def shutdown_engines() -> None:
         engine.shutdown()
 
 
-class VLLMChatModel(BaseChatModel):
+class VLLMChatModel(SamplingChatModel):
     """Chat model over an in-process vLLM async engine; ``n`` samples are one request.
 
     Reads: system/user/assistant messages; per-call kwargs ``n``, ``temperature``,
@@ -190,13 +188,7 @@ class VLLMChatModel(BaseChatModel):
 
     model: str
     engine_args: dict[str, Any] = Field(default_factory=dict)
-    n: int = 1
-    temperature: float = 0.7
-    top_p: float = 0.95
     max_tokens: int = 2048
-    seed: int | None = None
-    logprobs: bool = False
-    top_logprobs: int = 0
 
     @property
     def _llm_type(self) -> str:
@@ -209,15 +201,6 @@ class VLLMChatModel(BaseChatModel):
     def engine(self) -> Engine:
         """The shared engine (started on first use)."""
         return load_engine(self.model, self.engine_args)
-
-    def _values(self, overrides: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(k for k in overrides if k not in _OVERRIDABLE and not k.startswith("ls_"))
-        if unknown:
-            raise ConfigError(
-                f"VLLMChatModel does not support {', '.join(unknown)}; "
-                f"it accepts {', '.join(_OVERRIDABLE)}"
-            )
-        return {name: overrides.get(name, getattr(self, name)) for name in _OVERRIDABLE}
 
     def _sampling_params(
         self, engine: Engine, values: dict[str, Any], stop: list[str] | None, prompt_len: int
@@ -245,7 +228,7 @@ class VLLMChatModel(BaseChatModel):
         )
 
     async def _run(self, engine: Engine, messages: list[BaseMessage], stop: Any, kwargs: Any):
-        values = self._values(kwargs)
+        values = self.sampling_values(kwargs)
         conversation = [{"role": chat_role(m) or "user", "content": m.text} for m in messages]
         engine_input = await engine.render(conversation)
         prompt_len = len(engine_input["prompt_token_ids"])
@@ -254,57 +237,32 @@ class VLLMChatModel(BaseChatModel):
         top_k = int(values["top_logprobs"]) if params.logprobs is not None else None
         return _chat_result(output, self.model, top_k, engine.llm.get_tokenizer())
 
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: Any = None,
-        **kwargs: Any,
+    def _chat(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
     ) -> ChatResult:
         engine = self.engine()
         return engine.submit(self._run(engine, messages, stop, kwargs)).result()
 
-    async def _agenerate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: Any = None,
-        **kwargs: Any,
+    async def _achat(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
     ) -> ChatResult:
         engine = await asyncio.to_thread(self.engine)  # the first call loads the model
         return await asyncio.wrap_future(engine.submit(self._run(engine, messages, stop, kwargs)))
 
-    def _combine_llm_outputs(self, llm_outputs: list[dict | None]) -> dict:
-        return sum_token_usage(llm_outputs)
-
 
 def _chat_result(output: Any, model: str, top_k: int | None, tokenizer: Any) -> ChatResult:
-    prompt_tokens = len(output.prompt_token_ids or [])
-    generations = []
-    for sample in output.outputs:
-        metadata: dict[str, Any] = {"finish_reason": sample.finish_reason, "model_name": model}
-        if top_k is not None:
-            metadata["logprobs"] = {
-                "content": openai_logprobs(sample.token_ids, sample.logprobs, top_k, tokenizer)
-            }
-        completion = len(sample.token_ids)
-        message = AIMessage(
-            content=sample.text,
-            response_metadata=metadata,
-            usage_metadata={
-                "input_tokens": prompt_tokens,
-                "output_tokens": completion,
-                "total_tokens": prompt_tokens + completion,
-            },
+    samples = [
+        Sample(
+            sample.text,
+            sample.finish_reason,
+            len(sample.token_ids),
+            None
+            if top_k is None
+            else openai_logprobs(sample.token_ids, sample.logprobs, top_k, tokenizer),
         )
-        generations.append(ChatGeneration(message=message, generation_info=dict(metadata)))
-    completion = sum(len(s.token_ids) for s in output.outputs)
-    usage = {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion,
-        "total_tokens": prompt_tokens + completion,
-    }
-    return ChatResult(generations=generations, llm_output={"token_usage": usage})
+        for sample in output.outputs
+    ]
+    return chat_result(samples, prompt_tokens=len(output.prompt_token_ids or []), model_name=model)
 
 
 def openai_logprobs(
