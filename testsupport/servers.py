@@ -104,7 +104,24 @@ def parse_prometheus(text: str, match: Mapping[str, str] | None = None) -> dict[
     return totals
 
 
-class VLLMServer:
+class ServerURLs:
+    """The URLs of a server process listening on ``host``:``port``."""
+
+    host: str
+    port: int
+
+    @property
+    def base_url(self) -> str:
+        """The server root, e.g. ``http://127.0.0.1:8000``."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def openai_base_url(self) -> str:
+        """The OpenAI-compatible API root, ``base_url + "/v1"``."""
+        return self.base_url + "/v1"
+
+
+class VLLMServer(ServerURLs):
     """A vLLM OpenAI API server subprocess on a free loopback port.
 
     Use as a context manager (starts and waits until ready), or call :meth:`start`,
@@ -143,16 +160,6 @@ class VLLMServer:
         """Servers this process started that are still running (test fixtures use it to
         share one server pair instead of starting another)."""
         return [s for s in _RUNNING.values() if s.process is not None and s.process.poll() is None]
-
-    @property
-    def base_url(self) -> str:
-        """The server root, e.g. ``http://127.0.0.1:8000``."""
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def openai_base_url(self) -> str:
-        """The OpenAI-compatible API root, ``base_url + "/v1"``."""
-        return self.base_url + "/v1"
 
     def command(self) -> list[str]:
         """The command line that starts the server."""

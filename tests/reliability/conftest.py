@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from langgraph.types import RetryPolicy
 
+from langgraph_tpo import TPOConfig
 from langgraph_tpo.backends.vllm_server import VLLMServerReward, vllm_chat_model
 from langgraph_tpo.graph.builder import retry_transient
 from testsupport import build_tiny_reward_model
@@ -29,6 +30,8 @@ from .stub import StubServer
 
 KEY = "sk-PLANTED-5b1e0c3a9d7f42"  # a planted API key: must never show up in any output
 POLICY_MODEL, REWARD_MODEL = "stub", "stub-rm"
+QUERY = "How do I take care of a wooden table?"
+SMALL = TPOConfig(num_samples=2, max_iterations=1, max_tokens=8)  # a run in a few requests
 # Retry budgets with short waits, so a test spends fractions of a second in backoff.
 QUICK = RetryPolicy(
     initial_interval=0.05, backoff_factor=2.0, max_attempts=2, jitter=False,
@@ -92,19 +95,19 @@ class Backends:
 
     def chat_model(self, **kwargs: Any) -> Any:
         """``vllm_chat_model`` for the policy stub (no client-side retries by default)."""
-        return vllm_chat_model(self.policy.url, POLICY_MODEL, **{"timeout": 10.0, **kwargs})
+        return vllm_chat_model(self.policy.base_url, POLICY_MODEL, **{"timeout": 10.0, **kwargs})
 
     def reward_model(self, **kwargs: Any) -> VLLMServerReward:
         """``VLLMServerReward`` for the reward stub."""
         return SessionTokenizerReward(
-            self.reward.url, REWARD_MODEL, tokenizer_path=self.tokenizer, **kwargs
+            self.reward.base_url, REWARD_MODEL, tokenizer_path=self.tokenizer, **kwargs
         )
 
     def cli_args(self) -> list[str]:
         """The ``tpo`` backend flags naming both stubs."""
         return [
-            "--policy-url", self.policy.openai_url, "--policy-model", POLICY_MODEL,
-            "--reward-url", self.reward.url, "--reward-model", REWARD_MODEL,
+            "--policy-url", self.policy.openai_base_url, "--policy-model", POLICY_MODEL,
+            "--reward-url", self.reward.base_url, "--reward-model", REWARD_MODEL,
             "--reward-path", str(self.tokenizer),
         ]  # fmt: skip
 

@@ -13,33 +13,24 @@ from typing import Any
 
 import httpx
 
-from testsupport.servers import free_port
+from testsupport.servers import ServerURLs, free_port
 
 SCRIPT = Path(__file__).with_name("stub_server.py")
 READY_TIMEOUT_S = 20.0
 
 
-class StubServer:
+class StubServer(ServerURLs):
     """One stub server process on a fixed loopback port, restartable on that port."""
 
     def __init__(self, workdir: Path, name: str, config: dict[str, Any] | None = None) -> None:
         self.name = name
         self.workdir = workdir
-        self.port = free_port()
+        self.host = "127.0.0.1"
+        self.port = free_port(self.host)
         self.config: dict[str, Any] = dict(config or {})
         self.log_path = workdir / f"{name}-requests.jsonl"
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
-
-    @property
-    def url(self) -> str:
-        """The server root, e.g. ``http://127.0.0.1:PORT``."""
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def openai_url(self) -> str:
-        """The OpenAI-compatible API root, ``url + "/v1"``."""
-        return self.url + "/v1"
 
     def start(self, config: dict[str, Any] | None = None) -> StubServer:
         """Start the process (with ``config`` when given) and wait for ``/health``."""
@@ -64,7 +55,7 @@ class StubServer:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"stub {self.name} exited: {self.stderr_tail()}")
             try:
-                if httpx.get(self.url + "/health", timeout=1.0).status_code == 200:
+                if httpx.get(self.base_url + "/health", timeout=1.0).status_code == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.05)
@@ -95,7 +86,7 @@ class StubServer:
         self.config = dict(config)
         if not self.alive():
             return self.start()
-        httpx.post(self.url + "/_config", json=self.config, timeout=10).raise_for_status()
+        httpx.post(self.base_url + "/_config", json=self.config, timeout=10).raise_for_status()
         return self
 
     def reset(self) -> StubServer:

@@ -19,10 +19,7 @@ from langgraph_tpo.backends.vllm_server import VLLMServerReward, vllm_chat_model
 from langgraph_tpo.cli import app
 from langgraph_tpo.errors import ConfigError, ContextTooLongError
 
-from .conftest import CLEAN_ENV, QUICK, Backends
-
-QUERY = "How do I take care of a wooden table?"
-SMALL = TPOConfig(num_samples=2, max_iterations=1, max_tokens=8)
+from .conftest import CLEAN_ENV, QUERY, QUICK, SMALL, Backends
 
 
 def assert_untouched(backends: Backends) -> None:

@@ -30,7 +30,7 @@ def test_interrupted_eval_keeps_valid_jsonl_and_the_rerun_finishes(
     prompts = questions(COUNT)
     data, out = write_prompts(tmp_path / "d.jsonl", prompts), tmp_path / "r.jsonl"
     args = ["eval", str(data), "-o", str(out), "-c", "3", "-n", "2", "-d", "1",
-            "--policy-url", policy.openai_url, "--policy-model", POLICY_MODEL]  # fmt: skip
+            "--policy-url", policy.openai_base_url, "--policy-model", POLICY_MODEL]  # fmt: skip
 
     interrupt_after(spawn(args), out, 3, sig)
     if sig == signal.SIGKILL:

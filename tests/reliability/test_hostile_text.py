@@ -110,7 +110,7 @@ def test_cli_round_trips_a_long_unicode_query(
         monkeypatch.delenv(name, raising=False)
     backends.policy.configure({"log_prompts": True})
     args = ["run", "-", "--json", "-n", "2", "-d", "1", "--policy-url",
-            backends.policy.openai_url, "--policy-model", POLICY_MODEL,
+            backends.policy.openai_base_url, "--policy-model", POLICY_MODEL,
             "--max-context-tokens", "100000"]  # fmt: skip
     result = CliRunner().invoke(app, args, input=LONG_UNICODE, catch_exceptions=False)
     assert result.exit_code == 0, result.stderr

@@ -19,13 +19,11 @@ from langgraph_tpo.backends.vllm_server import VLLMServerReward, vllm_chat_model
 from langgraph_tpo.cli import app
 from langgraph_tpo.errors import ContextTooLongError, TPOError
 
-from .conftest import CLEAN_ENV, QUICK, Backends, one_error_line, run_tpo
+from .conftest import CLEAN_ENV, QUERY, QUICK, SMALL, Backends, one_error_line, run_tpo
 
 if TYPE_CHECKING:
     from tests.integration.conftest import VLLMServers
 
-SMALL = TPOConfig(num_samples=2, max_iterations=1, max_tokens=8)
-QUERY = "How do I take care of a wooden table?"
 LONG_SAMPLES = {"sample": ["alpha " * 300, "beta " * 200]}  # chosen 300 words, rejected 200
 
 

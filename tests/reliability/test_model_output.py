@@ -21,9 +21,8 @@ from langgraph_tpo.fakes import FakeNPolicy
 from langgraph_tpo.prompts import COMPACT
 from langgraph_tpo.reward import RewardPair
 
-from .conftest import QUICK, Backends
+from .conftest import QUERY, QUICK, SMALL, Backends
 
-QUERY = "How do I take care of a wooden table?"
 N3 = TPOConfig(num_samples=3, max_iterations=1, max_tokens=8)
 
 
@@ -210,9 +209,8 @@ async def test_the_stub_tells_steps_apart_by_header_whatever_the_wording(
             ],
         }
     )
-    config = TPOConfig(num_samples=2, max_iterations=1, max_tokens=8)
     graph = create_tpo_graph(
-        backends.chat_model(), backends.reward_model(), config, retry=QUICK, prompts=custom
+        backends.chat_model(), backends.reward_model(), SMALL, retry=QUICK, prompts=custom
     )
     out = await graph.ainvoke({"query": QUERY})
     kinds = [r["kind"] for r in backends.policy.requests("chat")]

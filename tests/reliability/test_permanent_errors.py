@@ -18,7 +18,6 @@ from langgraph_tpo import (
     BackendUnavailableError,
     PolicyError,
     RewardError,
-    TPOConfig,
     create_tpo_graph,
 )
 from langgraph_tpo.backends.transformers_chat import TransformersChatModel
@@ -28,9 +27,8 @@ from langgraph_tpo.errors import is_transient
 from langgraph_tpo.fakes import FakeNPolicy
 from langgraph_tpo.graph.builder import DEFAULT_RETRY
 
-from .conftest import CLEAN_ENV, Backends, one_error_line
+from .conftest import CLEAN_ENV, SMALL, Backends, one_error_line
 
-SMALL = TPOConfig(num_samples=2, max_iterations=1, max_tokens=8)
 FEW_SECONDS = 5.0  # an error retried by DEFAULT_RETRY takes over 30 s
 
 

@@ -13,7 +13,7 @@ import pytest
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from typer.testing import CliRunner
 
-from langgraph_tpo import TPOConfig, TPOError, create_tpo_graph
+from langgraph_tpo import TPOError, create_tpo_graph
 from langgraph_tpo.backends.factory import BackendSettings, build_policy, build_reward
 from langgraph_tpo.backends.vllm_server import VLLMServerReward
 from langgraph_tpo.cli import app
@@ -22,7 +22,9 @@ from .conftest import (
     CLEAN_ENV,
     KEY,
     POLICY_MODEL,
+    QUERY,
     QUICK,
+    SMALL,
     Backends,
     cli_env,
     one_error_line,
@@ -32,8 +34,6 @@ from .conftest import (
     write_prompts,
 )
 
-SMALL = TPOConfig(num_samples=2, max_iterations=1, max_tokens=8)
-QUERY = "How do I take care of a wooden table?"
 OTHER_KEY = "sk-the-server-wants-another-key"
 ECHO_ON_401 = {"api_key": OTHER_KEY, "echo_key": True}  # echoes the key it was sent
 
@@ -72,7 +72,7 @@ def test_flag_key_is_used_and_never_written_by_tpo_run(backends: Backends) -> No
     backends.policy.configure({"api_key": KEY})
     env = cli_env(OPENAI_LOG="debug")
     result = run_tpo(["run", QUERY, "--json", "--api-key", KEY, "--policy-url",
-                      backends.policy.openai_url, "--policy-model", POLICY_MODEL,
+                      backends.policy.openai_base_url, "--policy-model", POLICY_MODEL,
                       "-n", "2", "-d", "1", "--max-tokens", "8"], env=env)  # fmt: skip
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)

@@ -21,7 +21,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from langgraph_tpo import PolicyError, RewardError, TPOConfig, create_tpo_graph
+from langgraph_tpo import PolicyError, RewardError, create_tpo_graph
 from langgraph_tpo.backends.vllm_server import vllm_chat_model
 from langgraph_tpo.errors import TPOError
 from testsupport.servers import free_port
@@ -29,7 +29,9 @@ from testsupport.servers import free_port
 from .conftest import (
     PATIENT,
     POLICY_MODEL,
+    QUERY,
     QUICK,
+    SMALL,
     Backends,
     one_error_line,
     questions,
@@ -39,8 +41,6 @@ from .conftest import (
 )
 from .stub import StubServer
 
-SMALL = TPOConfig(num_samples=2, max_iterations=1, max_tokens=8)
-QUERY = "How do I take care of a wooden table?"
 DIE_ON_UPDATE = {"faults": [{"path": "chat", "kind": "update", "action": "die"}]}
 DIE_ON_SECOND_SCORING = {"faults": [{"path": "classify", "skip": 1, "action": "die"}]}
 
@@ -77,7 +77,9 @@ def test_cli_server_down_at_start_is_one_clear_line_in_bounded_time(
 async def test_reward_down_at_start_names_the_url(backends: Backends) -> None:
     backends.reward.kill()
     graph = create_tpo_graph(backends.chat_model(), backends.reward_model(), SMALL, retry=QUICK)
-    with pytest.raises(TPOError, match=f"reward server at {backends.reward.url}/classify") as info:
+    with pytest.raises(
+        TPOError, match=f"reward server at {backends.reward.base_url}/classify"
+    ) as info:
         await graph.ainvoke({"query": QUERY})
     assert info.value.transient and "unreachable" in str(info.value)
 
@@ -201,7 +203,7 @@ def test_cli_eval_server_dies_mid_run_then_rerun_finishes(
     prompts = questions(10)
     data, out = write_prompts(tmp_path / "d.jsonl", prompts), tmp_path / "r.jsonl"
     args = ["eval", str(data), "-o", str(out), "-c", "2", "-n", "2", "-d", "1",
-            "--max-tokens", "8", "--policy-url", policy.openai_url,
+            "--max-tokens", "8", "--policy-url", policy.openai_base_url,
             "--policy-model", POLICY_MODEL]  # fmt: skip
 
     first = run_tpo([*args, "--retries", "1"])
