@@ -70,31 +70,21 @@ def test_paper_loss_sees_query_chosen_and_rejected() -> None:
     assert body.index("answer 0") < body.index("answer 1")  # rejected first, as the reference
 
 
-def test_paper_gradient_continues_the_loss_conversation() -> None:
+@pytest.mark.parametrize("before,after", [("loss", "gradient"), ("gradient", "update")])
+def test_paper_step_continues_the_previous_steps_conversation(before: str, after: str) -> None:
+    """Gradient messages extend the loss messages exactly, update messages the gradient
+    messages (the prefix property): the previous step's reply, then one new user turn."""
     policy = run()
-    for loss, gradient, critique in zip(
-        calls(policy, "loss"),
-        calls(policy, "gradient"),
-        ["loss text 0", "loss text 1"],
-        strict=True,
-    ):
-        assert shape(gradient[: len(loss)]) == shape(loss)
-        assert shape(gradient[len(loss) : len(loss) + 1]) == [("ai", critique)]
-        assert len(gradient) == len(loss) + 2 and gradient[-1].type == "human"
+    earlier, later = calls(policy, before), calls(policy, after)
+    assert len(earlier) == len(later) == CONFIG.max_iterations
+    for k, (prefix, extended) in enumerate(zip(earlier, later, strict=True)):
+        assert shape(extended[: len(prefix)]) == shape(prefix)
+        assert shape(extended[len(prefix) : len(prefix) + 1]) == [("ai", f"{before} text {k}")]
+        assert len(extended) == len(prefix) + 2 and extended[-1].type == "human"
 
 
-def test_paper_update_messages_extend_the_gradient_messages_exactly() -> None:
-    policy = run()
-    for gradient, update, advice in zip(
-        calls(policy, "gradient"),
-        calls(policy, "update"),
-        ["gradient text 0", "gradient text 1"],
-        strict=True,
-    ):
-        assert shape(update[: len(gradient)]) == shape(gradient)  # the prefix property
-        assert shape(update[len(gradient) : len(gradient) + 1]) == [("ai", advice)]
-        assert len(update) == len(gradient) + 2
-    body = text(calls(policy, "update")[0])
+def test_paper_update_quotes_query_chosen_rejected_critique_and_suggestions() -> None:
+    body = text(calls(run(), "update")[0])
     for seen in (QUERY, "answer 1", "answer 0", "loss text 0", "gradient text 0"):
         assert seen in body  # query, chosen, rejected, critique and suggestions
 
