@@ -56,21 +56,18 @@ _PAPER_UPDATE = (
     "and put it between {start} and {end}."
 )
 
+# The start of a step that continues the conversation of the step before: that step's
+# messages and its reply, so the new prompt extends the previous one exactly.
+_AFTER_LOSS = [("placeholder", "{loss_messages}"), ("ai", "{textual_loss}")]
+_AFTER_GRADIENT = [("placeholder", "{gradient_messages}"), ("ai", "{textual_gradient}")]
+
 PAPER = PromptSet(
     name="paper",
     sample=[("system", _PAPER_SAMPLE)],
     textual_loss=[("system", _PAPER_LOSS_SYSTEM), ("human", _PAPER_LOSS_BODY)],
     textual_loss_revision=[("system", _PAPER_REVISION_SYSTEM), ("human", _PAPER_REVISION_BODY)],
-    textual_gradient=[
-        ("placeholder", "{loss_messages}"),
-        ("ai", "{textual_loss}"),
-        ("human", _PAPER_GRADIENT),
-    ],
-    update=[
-        ("placeholder", "{gradient_messages}"),
-        ("ai", "{textual_gradient}"),
-        ("human", _PAPER_UPDATE),
-    ],
+    textual_gradient=[*_AFTER_LOSS, ("human", _PAPER_GRADIENT)],
+    update=[*_AFTER_GRADIENT, ("human", _PAPER_UPDATE)],
 )
 
 _COMPACT_SYSTEM = (
@@ -103,11 +100,7 @@ COMPACT = PromptSet(
     sample=[],
     textual_loss=[("system", _COMPACT_SYSTEM), ("human", _COMPACT_LOSS)],
     textual_loss_revision=[("system", _COMPACT_SYSTEM), ("human", _COMPACT_REVISION)],
-    textual_gradient=[
-        ("placeholder", "{loss_messages}"),
-        ("ai", "{textual_loss}"),
-        ("human", _COMPACT_GRADIENT),
-    ],
+    textual_gradient=[*_AFTER_LOSS, ("human", _COMPACT_GRADIENT)],
     update=[("system", _COMPACT_SYSTEM), ("human", _COMPACT_UPDATE)],
 )
 
