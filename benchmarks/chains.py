@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, make_dataclass, replace
 from typing import Any
 
 import httpx
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import BaseMessage, HumanMessage
 from langchain_core.outputs import ChatResult
 from langchain_openai import ChatOpenAI
 from openai import AsyncOpenAI
@@ -44,6 +44,7 @@ from langgraph_tpo.prompts.render import (
     sample_messages,
     update_messages,
 )
+from langgraph_tpo.reward import chat_role
 
 WARMUP_PROMPT = "Say hello."
 LOCAL_COMPUTE = {"source": "local_compute"}
@@ -305,7 +306,6 @@ def tpo_runner(graph: Any) -> Runner:
     return run
 
 
-_ROLES = {"human": "user", "ai": "assistant", "system": "system"}
 KINDS = {"textual_loss": "loss", "textual_gradient": "gradient"}
 
 
@@ -314,6 +314,11 @@ def call_kind(kwargs: dict[str, Any]) -> str:
     the package sends with every call of an OpenAI-compatible policy."""
     step = (kwargs.get("extra_headers") or {}).get(STEP_HEADER, "sample")
     return KINDS.get(step, step)
+
+
+def _as_dict(message: BaseMessage) -> dict[str, str]:
+    """A message as the OpenAI client sends it (the role name ``type`` where it has none)."""
+    return {"role": chat_role(message) or message.type, "content": str(message.content)}
 
 
 class RecordingChatOpenAI(ChatOpenAI):
@@ -332,7 +337,7 @@ class RecordingChatOpenAI(ChatOpenAI):
         run_manager: Any = None,
         **kwargs: Any,
     ) -> ChatResult:
-        dicts = [{"role": _ROLES.get(m.type, m.type), "content": str(m.content)} for m in messages]
+        dicts = [_as_dict(m) for m in messages]
         result = await super()._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
         usage = (result.llm_output or {}).get("token_usage") or {}
         generated = int(usage.get("completion_tokens") or 0)
@@ -363,13 +368,6 @@ def chat_prompt_tokens(tokenizer: Any, messages: list[dict[str, str]]) -> int:
 # ---------------------------------------------------------------- the direct chain
 
 
-def _as_dict(turn: tuple[str, str] | BaseMessage) -> dict[str, str]:
-    if isinstance(turn, BaseMessage):
-        return {"role": _ROLES[turn.type], "content": str(turn.content)}
-    role, content = turn
-    return {"role": _ROLES[role], "content": content}
-
-
 class DirectChain:
     """TPO with the ``openai`` client and httpx only, and short prompts."""
 
@@ -390,10 +388,10 @@ class DirectChain:
         await self.http.aclose()
 
     async def chat(self, content: str, n: int, seed: int, kind: str) -> list[str]:
-        return await self.chat_messages([("human", content)], n, seed, kind)
+        return await self.chat_messages([HumanMessage(content)], n, seed, kind)
 
     async def chat_messages(
-        self, turns: Sequence[tuple[str, str] | BaseMessage], n: int, seed: int, kind: str
+        self, turns: Sequence[BaseMessage], n: int, seed: int, kind: str
     ) -> list[str]:
         s = self.settings
         messages = [_as_dict(turn) for turn in turns]

@@ -20,9 +20,7 @@ from langgraph_tpo.nodes.common import (
 from langgraph_tpo.nodes.review import check_can_review
 from langgraph_tpo.policy import generate
 from langgraph_tpo.prompts.render import make_nonce, sample_messages
-from langgraph_tpo.reward import Conversation
-
-_ROLES = {"human": "user", "ai": "assistant", "system": "system"}
+from langgraph_tpo.reward import Conversation, chat_role
 
 
 def read_conversation(state: TPOState) -> Conversation:
@@ -49,9 +47,9 @@ def _from_messages(messages: list[Any]) -> Conversation:
     except (ValueError, TypeError, NotImplementedError) as exc:
         raise ConfigError(f"messages: not a list of chat messages ({exc})") from exc
     conversation = [
-        {"role": _ROLES[m.type], "content": str(m.text)}
+        {"role": role, "content": str(m.text)}
         for m in parsed
-        if m.type in _ROLES and m.text.strip()
+        if (role := chat_role(m)) is not None and m.text.strip()
     ]
     if not any(m["role"] == "user" for m in conversation):
         raise ConfigError("messages: the conversation has no user message to answer")

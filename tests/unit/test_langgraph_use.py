@@ -6,7 +6,7 @@ import sqlite3
 from typing import TypedDict
 
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, ChatMessage, HumanMessage, SystemMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langgraph.checkpoint.memory import InMemorySaver
@@ -67,6 +67,17 @@ def test_messages_input_scores_the_whole_conversation_and_appends_one_reply() ->
     assert [m.type for m in sample_prompt] == ["system", "human", "ai", "human"]
     loss_prompt = next(c for c in policy.calls if c["kind"] == "loss")["messages"][-1].content
     assert "User: I have an oak table." in loss_prompt and "Assistant: Nice!" in loss_prompt
+
+
+def test_a_chat_message_is_a_turn_of_its_own_role() -> None:
+    policy = FakeNPolicy()
+    messages = [SystemMessage("Be brief."), ChatMessage(role="user", content="Hi?")]
+    create_tpo_graph(policy, length_reward, SMALL).invoke({"messages": messages})
+    sample_prompt = policy.calls[0]["messages"]
+    assert [(m.type, m.content) for m in sample_prompt] == [
+        ("system", "Be brief."),
+        ("human", "Hi?"),
+    ]
 
 
 @pytest.mark.parametrize(
