@@ -8,63 +8,71 @@ Usage errors (an unknown command or flag, a bad flag value, a missing argument) 
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import inspect
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-# name: (module, function, summary for `tpo --help`: the start of the function's docstring,
-# which is the command's own help; kept here so the listing needs no import)
-COMMANDS: dict[str, tuple[str, str, str]] = {
-    "run": (
-        "langgraph_tpo.cli.run",
-        "run",
-        "Optimize one response: sample N, score, then up to D rounds of critique and "
-        "rewrite; print the best response, its score and a table per iteration.",
-    ),
-    "eval": (
-        "langgraph_tpo.cli.evaluate",
-        "eval_command",
-        "Run TPO (or --compare several methods) over a dataset, appending one JSON line per "
-        "finished prompt to --out.",
-    ),
-    "report": (
-        "langgraph_tpo.cli.report",
-        "report_command",
-        "Plot the reward curve (mean best-so-far score per iteration, one line per method) "
-        "into DIR/reward_curve.png and summarize final score, gain and win rate over the "
-        "first iteration, tokens and wall time per prompt into DIR/summary.md.",
-    ),
-    "serve": (
-        "langgraph_tpo.cli.serve",
-        "serve",
-        "Serve TPO behind the OpenAI Chat Completions API: POST /v1/chat/completions "
-        "(streaming too) and GET /v1/models, on uvicorn.",
-    ),
-    "prompts": (
-        "langgraph_tpo.cli.prompts_cmd",
-        "prompts_app",
-        "Prompt sets: `tpo prompts show NAME` prints a built-in one in the format --prompts "
-        "reads, to start your own from.",
-    ),
+# name: (module, function). A command's help is the function's docstring (a group's: its
+# Typer's help); its first paragraph is the summary `tpo --help` lists.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("langgraph_tpo.cli.run", "run"),
+    "eval": ("langgraph_tpo.cli.evaluate", "eval_command"),
+    "report": ("langgraph_tpo.cli.report", "report_command"),
+    "serve": ("langgraph_tpo.cli.serve", "serve"),
+    "prompts": ("langgraph_tpo.cli.prompts_cmd", "prompts_app"),
 }
 
 
 def help_text(command: Callable[..., Any]) -> str:
-    """A command's docstring as its help: paragraphs kept, lines within each joined (the
-    help formatter would otherwise keep the docstring's line breaks)."""
+    """A command's docstring as its help."""
     doc = command.info.help if isinstance(command, typer.Typer) else command.__doc__
+    return _paragraphs(doc)
+
+
+def _paragraphs(doc: str | None) -> str:
+    """Paragraphs kept, lines within each joined (the help formatter would otherwise keep
+    the docstring's line breaks)."""
     paragraphs = inspect.cleandoc(str(doc or "")).split("\n\n")
     return "\n\n".join(" ".join(p.split()) for p in paragraphs)
 
 
+def command_summary(name: str) -> str:
+    """The first paragraph of ``tpo NAME``'s help, read from its module's source so the
+    listing imports no command module (imported when there is no source to read)."""
+    module, function = COMMANDS[name]
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return help_text(command_function(name)).split("\n\n")[0]
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    return _paragraphs(_source_help(tree, function)).split("\n\n")[0]
+
+
+def _source_help(tree: ast.Module, name: str) -> str | None:
+    """The docstring of the function ``name``, or the ``help=`` of ``name = typer.Typer(...)``."""
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            return ast.get_docstring(node)
+        if (
+            isinstance(node, ast.Assign)
+            and any(isinstance(target, ast.Name) and target.id == name for target in node.targets)
+            and isinstance(node.value, ast.Call)
+        ):
+            helps = [k.value for k in node.value.keywords if k.arg == "help"]
+            return ast.literal_eval(helps[0]) if helps else None
+    return None
+
+
 def command_function(name: str) -> Callable[..., Any]:
     """The function behind ``tpo NAME`` (imports its module)."""
-    module, function, _ = COMMANDS[name]
+    module, function = COMMANDS[name]
     return getattr(importlib.import_module(module), function)
 
 
@@ -91,7 +99,7 @@ class LazyCommands(TyperGroup):
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name not in COMMANDS:
             return None
-        return _Listed(cmd_name, help=COMMANDS[cmd_name][2])
+        return _Listed(cmd_name, help=command_summary(cmd_name))
 
     def resolve_command(self, ctx: Any, args: list[str]) -> tuple[str | None, Any, list[str]]:
         name, command, rest = super().resolve_command(ctx, args)

@@ -35,10 +35,13 @@ def serve(
     settings: o.CommandSettings,
 ) -> None:
     """Serve TPO behind the OpenAI Chat Completions API: POST /v1/chat/completions
-    (streaming too) and GET /v1/models, on uvicorn. Point any OpenAI client's base_url at
-    http://HOST:PORT/v1. The TPO flags set the server's defaults; each request's
-    temperature, top_p, max_tokens, seed and `tpo` object override them. With
-    TPO_SERVER_API_KEY set, requests need `Authorization: Bearer <key>`."""
+    (streaming too) and GET /v1/models, on uvicorn.
+
+    Point any OpenAI client's base_url at http://HOST:PORT/v1. The TPO flags set the
+    server's defaults; each request's temperature, top_p, max_tokens, seed and `tpo` object
+    override them. With TPO_SERVER_API_KEY set, requests need
+    `Authorization: Bearer <key>`.
+    """
     console = stderr_console()
     secrets: list[str | None] = [settings.api_key]
     with exit_on_error(console, secrets):
