@@ -163,6 +163,9 @@ def settled_counters(servers: BenchServers, timeout: float = 5.0) -> Counters:
     return previous
 
 
+DERIVED_FIGURES = ("requests", "prefill_tokens", "ms_per_generated_token", "generated_tokens_per_s")
+
+
 @dataclass
 class RunStats:
     """One timed run of one variant: wall time and the servers' counter deltas."""
@@ -173,7 +176,7 @@ class RunStats:
     wall_s: float
     counters: Counters
     mean_best_score: float | None = None
-    round_walls: list[float] = field(default_factory=list)
+    round_wall_s: list[float] = field(default_factory=list)
     cold_prefix_cache: bool = False
 
     @property
@@ -207,25 +210,16 @@ class RunStats:
             self.wall_s + other.wall_s,
             self.counters + other.counters,
             mean,
-            self.round_walls + other.round_walls,
+            self.round_wall_s + other.round_wall_s,
             self.cold_prefix_cache and other.cold_prefix_cache,
         )
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "variant": self.variant,
-            "concurrency": self.concurrency,
-            "prompts": self.prompts,
-            "wall_s": self.wall_s,
-            "requests": self.requests,
-            "prefill_tokens": self.prefill_tokens,
-            "ms_per_generated_token": self.ms_per_generated_token,
-            "generated_tokens_per_s": self.generated_tokens_per_s,
-            "mean_best_score": self.mean_best_score,
-            "round_wall_s": self.round_walls,
-            "cold_prefix_cache": self.cold_prefix_cache,
-            **asdict(self.counters),
-        }
+        """The results record: the fields, the derived figures, and each counter."""
+        record = asdict(self)
+        counters = record.pop("counters")
+        derived = {name: getattr(self, name) for name in DERIVED_FIGURES}
+        return {**record, **derived, **counters}
 
 
 # (queries, concurrency, seed) -> the best score of each query
@@ -345,16 +339,20 @@ class RecordingChatOpenAI(ChatOpenAI):
         return result
 
 
+# The ChatOpenAI fields vllm_chat_model sets (the server, the key, timeouts and retries).
+CLIENT_FIELDS = (
+    "model_name",
+    "openai_api_base",
+    "openai_api_key",
+    "request_timeout",
+    "max_retries",
+)
+
+
 def recording_policy(servers: BenchServers) -> RecordingChatOpenAI:
     """The graph's policy (as ``vllm_chat_model`` builds it), recording its requests."""
     reference = vllm_chat_model(servers.policy_url, servers.policy_model)
-    return RecordingChatOpenAI(
-        model=reference.model_name,
-        base_url=reference.openai_api_base,
-        api_key=reference.openai_api_key,
-        timeout=reference.request_timeout,
-        max_retries=reference.max_retries,
-    )
+    return RecordingChatOpenAI(**{name: getattr(reference, name) for name in CLIENT_FIELDS})
 
 
 def chat_prompt_tokens(tokenizer: Any, messages: list[dict[str, str]]) -> int:
