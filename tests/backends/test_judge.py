@@ -7,7 +7,6 @@ import math
 from typing import Any
 
 import pytest
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
@@ -15,6 +14,7 @@ from langgraph_tpo.backends.causal_lm import LoadedModel
 from langgraph_tpo.backends.judge import JudgeReward, logprob_rating, parse_rating
 from langgraph_tpo.backends.transformers_chat import TransformersChatModel
 from langgraph_tpo.errors import ConfigError, RewardError
+from langgraph_tpo.fakes import FakePolicy
 from langgraph_tpo.prompts.judge import JUDGE_PROMPT, judge_messages
 from langgraph_tpo.reward import BatchReward
 
@@ -36,23 +36,16 @@ def reply(text: str, entries: list[dict[str, Any]] | None = None) -> AIMessage:
     return AIMessage(content=text, response_metadata=metadata)
 
 
-class ScriptedJudge(BaseChatModel):
-    """Replies with the scripted messages in turn and records each call's kwargs."""
+class ScriptedJudge(FakePolicy):
+    """Replies with the scripted messages in turn (the last one again once they run out);
+    records each call (``messages``, ``kwargs``) as FakePolicy does, and how many run at once."""
 
     replies: list[AIMessage]
-    calls: list[dict[str, Any]] = []
     delay: float = 0.0
     active: int = 0
     max_active: int = 0
 
-    @property
-    def _llm_type(self) -> str:
-        return "scripted"
-
-    def _generate(
-        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
-    ) -> ChatResult:
-        self.calls.append({"messages": messages, **kwargs})
+    def _package(self, texts: list[str], messages: list[BaseMessage]) -> ChatResult:
         message = self.replies[min(len(self.calls) - 1, len(self.replies) - 1)]
         return ChatResult(generations=[ChatGeneration(message=message.model_copy())])
 
@@ -63,11 +56,11 @@ class ScriptedJudge(BaseChatModel):
         self.max_active = max(self.max_active, self.active)
         await asyncio.sleep(self.delay)
         self.active -= 1
-        return self._generate(messages, stop, None, **kwargs)
+        return self._generate(messages, stop, run_manager, **kwargs)
 
 
 def scripted(*replies: AIMessage, **fields: Any) -> ScriptedJudge:
-    return ScriptedJudge(replies=list(replies), calls=[], **fields)
+    return ScriptedJudge(replies=list(replies), **fields)
 
 
 async def test_logprobs_give_the_expected_rating() -> None:
@@ -79,8 +72,9 @@ async def test_logprobs_give_the_expected_rating() -> None:
     assert score == pytest.approx((7 * 0.5 + 8 * 0.3 + 6 * 0.1) / 0.9)
     assert judge.last_methods == ["logprobs"]
     call = model.calls[0]
-    assert call["logprobs"] is True and call["top_logprobs"] == 10
-    assert call["temperature"] == 0 and call["max_tokens"] == 8
+    kwargs = call["kwargs"]
+    assert kwargs["logprobs"] is True and kwargs["top_logprobs"] == 10
+    assert kwargs["temperature"] == 0 and kwargs["max_tokens"] == 8
     assert call["messages"][-1].content.endswith("Rating (1-10):")
 
 
@@ -114,7 +108,7 @@ async def test_text_is_parsed_without_logprobs() -> None:
     judge = JudgeReward(scripted(reply("I would say 8/10.")), request_logprobs=False)
     assert await judge.ascore_batch([(QUESTION, "Paris.")]) == [8.0]
     assert judge.last_methods == ["parsed"]
-    assert "logprobs" not in judge.chat_model.calls[0]
+    assert "logprobs" not in judge.chat_model.calls[0]["kwargs"]
 
 
 @pytest.mark.parametrize(
@@ -143,7 +137,7 @@ async def test_unparseable_replies_are_retried_then_fail() -> None:
     assert "candidate 1" in message and "after 3 attempts" in message
     assert "I cannot judge that." in message
     assert len(model.calls) == 4  # 1 for candidate 0, 3 for candidate 1
-    retries = model.calls[1:]
+    retries = [c["kwargs"] for c in model.calls[1:]]
     assert [c.get("seed") for c in retries] == [None, 1, 2]
     assert [c["temperature"] for c in retries] == pytest.approx([0.0, 0.3, 0.6])
 
