@@ -127,6 +127,8 @@ class TPOConfig(BaseModel):
             overrides = {k: getattr(overrides, k) for k in overrides.model_fields_set}
         model = type(self)
         ours = {k: v for k, v in dict(overrides).items() if k in model.model_fields}
+        if not ours:
+            return self
         return make_config({**self.model_dump(), **ours}, model)
 
 
