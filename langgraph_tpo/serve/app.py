@@ -40,7 +40,7 @@ from langgraph_tpo.errors import (
     redact,
 )
 from langgraph_tpo.graph.builder import DEFAULT_RETRY, create_tpo_graph
-from langgraph_tpo.prompts import PromptSet
+from langgraph_tpo.prompts import PromptSet, resolve_prompt_set
 from langgraph_tpo.reward import BatchReward
 from langgraph_tpo.serve.protocol import (
     PIPELINE_DESCRIPTIONS,
@@ -113,7 +113,7 @@ class TPOService:
         self.api_key = api_key or None
         self.retry = retry
         self.keepalive_s = keepalive_s
-        self.prompts = prompts
+        self.prompts = resolve_prompt_set(prompts)  # an unknown name fails here, not at a request
         self.active = 0
         self.durations: list[float] = []
         if policy is None and backends is None:

@@ -14,6 +14,8 @@ import pytest
 from langchain_openai import ChatOpenAI
 
 from langgraph_tpo import TPOConfig, create_tpo_graph
+from langgraph_tpo.backends.factory import BackendSettings
+from langgraph_tpo.errors import ConfigError
 from langgraph_tpo.serve import create_app
 from tests.serve.helpers import (
     SMALL,
@@ -444,3 +446,8 @@ def test_the_app_runs_the_prompt_set_it_was_given() -> None:
     assert all(
         "MARK-7" not in str(c["messages"][0].content) for c in policy.calls if c["kind"] == "update"
     )
+
+
+def test_an_unknown_prompt_set_fails_when_the_app_is_made() -> None:
+    with pytest.raises(ConfigError, match="unknown prompt set 'papr'"):
+        create_app(config=SMALL, backends=BackendSettings(), prompts="papr")
