@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, convert_to_messages
 from langchain_core.outputs import ChatGeneration, ChatResult, LLMResult
 from langchain_core.runnables.config import ensure_config
+from langgraph.config import get_config
 
 from langgraph_tpo.config import TPOConfig
 from langgraph_tpo.errors import (
@@ -71,6 +73,17 @@ def supports_n(policy: BaseChatModel) -> bool:
     return "n" in type(policy).model_fields
 
 
+# What a chat model class can do does not change, and these checks run on every policy call.
+@cache
+def _is_openai_class(cls: type) -> bool:
+    return any(c.__name__ == "BaseChatOpenAI" for c in cls.__mro__)
+
+
+@cache
+def _streams(cls: type) -> bool:
+    return cls._astream is not BaseChatModel._astream or cls._stream is not BaseChatModel._stream
+
+
 STEPS = ("sample", "textual_loss", "textual_gradient", "update")
 CRITIQUE_STEPS = frozenset({"textual_loss", "textual_gradient"})
 STEP_HEADER = "X-TPO-Step"
@@ -92,16 +105,14 @@ def is_openai_compatible(model: Any) -> bool:
     """True for langchain_openai chat models (they pass ``extra_headers`` to the HTTP call),
     and for models that forward their calls to such clients (``clients``, e.g. the
     several-server ``BalancedChatModel``)."""
-    if any(cls.__name__ == "BaseChatOpenAI" for cls in type(model).__mro__):
+    if _is_openai_class(type(model)):
         return True
     clients = getattr(model, "clients", None)
     return isinstance(clients, list) and bool(clients) and all(map(is_openai_compatible, clients))
 
 
 def streams(model: BaseChatModel) -> bool:
-    return type(model)._astream is not BaseChatModel._astream or (
-        type(model)._stream is not BaseChatModel._stream
-    )
+    return _streams(type(model))
 
 
 def step_options(step: str, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -110,7 +121,10 @@ def step_options(step: str, metadata: dict[str, Any] | None = None) -> dict[str,
     The callbacks are those of the node running now (LangGraph sets them in the context),
     so the call is a child of the node's run.
     """
-    parent = ensure_config()
+    try:
+        parent = get_config()  # the running node's config, as is (ensure_config copies it)
+    except RuntimeError:  # called outside a graph or runnable
+        parent = ensure_config()
     return {
         "callbacks": parent.get("callbacks"),
         "tags": [step_tag(step)],
@@ -148,7 +162,11 @@ async def generate(
     A request for ``n > 1`` samples is not streamed: LangChain would merge the N streams
     into one message.
     """
-    prompt = convert_to_messages(messages)
+    prompt = (
+        list(messages)
+        if all(isinstance(m, BaseMessage) for m in messages)
+        else convert_to_messages(messages)
+    )
     options = step_options(step, metadata)
 
     def call_kwargs(offset: int, count: int) -> dict[str, Any]:
@@ -157,9 +175,11 @@ async def generate(
             kwargs["n"] = count
             if streams(policy):
                 kwargs["stream"] = False
-        if is_openai_compatible(policy):
+        if openai:
             kwargs["extra_headers"] = {STEP_HEADER: step}
         return kwargs
+
+    openai = is_openai_compatible(policy)
 
     try:
         if n == 1 or supports_n(policy):
@@ -209,12 +229,13 @@ def policy_error(exc: Exception, policy: BaseChatModel | None = None) -> PolicyE
 
 def _collect(results: list[LLMResult]) -> Generations:
     texts: list[str] = []
-    usage = Usage()
+    usage: Usage | None = None
     for result in results:
         generations = [g for batch in result.generations for g in batch]
         texts.extend(_text(g) for g in generations)
-        usage = usage.add(_usage(result, generations))
-    return Generations(texts, usage)
+        this = _usage(result, generations)
+        usage = this if usage is None else usage.add(this)
+    return Generations(texts, usage or Usage())
 
 
 def _text(generation: Any) -> str:

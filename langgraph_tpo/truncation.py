@@ -23,6 +23,8 @@ def truncate_tokens(text: str, max_tokens: int, tokenizer: Tokenizer | None = No
         if len(ids) <= max_tokens:
             return text
         return tokenizer.decode(ids[:max_tokens], skip_special_tokens=True)
+    if len(text) <= max_tokens:  # every piece is at least one character
+        return text
     for count, match in enumerate(_PIECE.finditer(text), start=1):
         if count == max_tokens:
             return text[: match.end()]

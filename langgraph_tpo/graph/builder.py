@@ -14,15 +14,15 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
 from langgraph.cache.base import BaseCache
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
 from langgraph.types import All, Checkpointer, Durability, RetryPolicy
 
 from langgraph_tpo import nodes
 from langgraph_tpo.config import TPOConfig, make_config
-from langgraph_tpo.graph.routing import route_after_select
-from langgraph_tpo.graph.state import TPOInput, TPOOutput, TPOState
+from langgraph_tpo.graph.routing import AFTER_SELECT, route_after_select
+from langgraph_tpo.graph.state import CritiqueView, ScoringView, TPOInput, TPOOutput, TPOState
 from langgraph_tpo.nodes.common import AsyncNode, NodeDeps, timed
 from langgraph_tpo.prompts import PromptSet, builtin_prompt_set, resolve_prompt_set
 from langgraph_tpo.reward import BatchReward, ScoreFn, as_batch_reward
@@ -172,25 +172,27 @@ def create_tpo_graph(
         AsyncNode("sample", timed("sample", nodes.make_sample_node(deps), starts_run=True)),
         retry_policy=retry,
     )
-    for node_name, factory in (
-        ("reward_score", nodes.make_reward_score_node),
-        ("textual_loss", nodes.make_textual_loss_node),
-        ("textual_gradient", nodes.make_textual_gradient_node),
-        ("update", nodes.make_update_node),
+    for node_name, factory, view in (
+        ("reward_score", nodes.make_reward_score_node, ScoringView),
+        ("textual_loss", nodes.make_textual_loss_node, CritiqueView),
+        ("textual_gradient", nodes.make_textual_gradient_node, CritiqueView),
+        ("update", nodes.make_update_node, CritiqueView),
     ):
         builder.add_node(
-            node_name, AsyncNode(node_name, timed(node_name, factory(deps))), retry_policy=retry
+            node_name,
+            AsyncNode(node_name, timed(node_name, factory(deps))),
+            retry_policy=retry,
+            input_schema=view,
         )
-    builder.add_node("select", AsyncNode("select", nodes.make_select_node(deps)))
+    builder.add_node(
+        "select",
+        AsyncNode("select", route_after_select(nodes.make_select_node(deps))),
+        destinations=AFTER_SELECT,
+    )
 
     builder.add_edge(START, "sample")
     builder.add_edge("sample", "reward_score")
     builder.add_edge("reward_score", "select")
-    builder.add_conditional_edges(
-        "select",
-        AsyncNode("route_after_select", route_after_select),
-        ["textual_loss", END],
-    )
     builder.add_edge("textual_loss", "textual_gradient")
     builder.add_edge("textual_gradient", "update")
     builder.add_edge("update", "reward_score")

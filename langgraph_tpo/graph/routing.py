@@ -12,12 +12,16 @@ The rules, checked in this order after every ``select``:
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
 
 from langgraph.graph import END
+from langgraph.types import Command
 
 from langgraph_tpo.config import TPOConfig
 from langgraph_tpo.graph.state import TPOState
+
+NodeFn = Callable[[TPOState], Awaitable[dict[str, Any]]]
 
 StopReason = Literal["bon", "score_threshold", "max_iterations", "patience", "no_candidates"]
 
@@ -37,6 +41,20 @@ def stop_reason(config: TPOConfig, iteration: int, best_history: list[float]) ->
     return None
 
 
-async def route_after_select(state: TPOState) -> Literal["textual_loss", "__end__"]:
-    """END once ``select`` recorded a stop reason, else on to the next iteration."""
-    return END if state.get("stop_reason") else "textual_loss"
+def route_after_select(select: NodeFn) -> Callable[[TPOState], Awaitable[Command]]:
+    """``select`` that also says where to go: END once it recorded a stop reason, else on
+    to the next iteration.
+
+    A ``Command`` from the node rather than a conditional edge: an edge would read and copy
+    the whole state again after every ``select`` just to look at ``stop_reason``.
+    """
+
+    async def select_and_route(state: TPOState) -> Command:
+        update = await select(state)
+        goto = END if update.get("stop_reason") else "textual_loss"
+        return Command(update=update, goto=goto)
+
+    return select_and_route
+
+
+AFTER_SELECT = ("textual_loss", END)  # where ``select`` may go (for the graph's drawing)

@@ -128,3 +128,27 @@ class TPOState(TPOInput, TPOOutput, total=False):
     reward_requests: int  # written by reward_score
     review_decision: ReviewDecision | None  # written by update, read by select
     nonce: str  # of this run's update delimiters (kept in the checkpoint for resumes)
+
+
+# What the loop's nodes read (their input schemas): LangGraph reads only these channels
+# for them, instead of the whole state, on every step.
+class CritiqueView(TypedDict, total=False):
+    """What ``textual_loss``, ``textual_gradient`` and ``update`` read."""
+
+    query: str
+    conversation: Conversation
+    chosen: Candidate | None
+    rejected: Candidate | None
+    textual_loss: str
+    textual_gradient: str
+    iteration: int
+    nonce: str
+
+
+class ScoringView(TypedDict, total=False):
+    """What ``reward_score`` reads."""
+
+    conversation: Conversation
+    pending: list[str]
+    candidates: Annotated[list[Candidate], operator.add]
+    iteration: int

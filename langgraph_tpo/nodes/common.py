@@ -67,17 +67,26 @@ def brief(candidate: Candidate | None) -> Brief | None:
     return Brief(text=candidate["text"], score=candidate["score"])
 
 
-def new_iteration_record() -> Update:
+def new_iteration_record(state: TPOState | None = None) -> Update:
     """The channels of the iteration in progress, emptied (``Overwrite`` past the reducers):
-    ``select`` returns this once it has logged an iteration."""
-    return {
-        "iteration_timings": Overwrite({}),
-        "iteration_usage": Overwrite({}),
-        "extraction_counts": Overwrite({}),
+    ``select`` returns this once it has logged an iteration.
+
+    Given ``state``, only the channels that hold something are emptied: every write costs
+    the graph a channel update, and most of the record is empty already.
+    """
+    empty: Update = {
+        "iteration_timings": {},
+        "iteration_usage": {},
+        "extraction_counts": {},
         "new_scores": [],
         "dropped": 0,
         "reward_requests": 0,
         "review_decision": None,
+    }
+    return {
+        key: Overwrite(value) if isinstance(value, dict) else value
+        for key, value in empty.items()
+        if state is None or state.get(key)
     }
 
 

@@ -55,7 +55,7 @@ def make_select_node(deps: NodeDeps) -> NodeFn:
         entry["timings"]["select"] = time.perf_counter() - start
         _emit_progress(entry)
         update: Update = {
-            **new_iteration_record(),
+            **new_iteration_record(state),
             "chosen": best,
             "rejected": worst,
             "response": best["text"] if best else "",

@@ -63,6 +63,11 @@ _ROLE_CLASSES: dict[str, type[BaseMessage]] = {
     "AIMessagePromptTemplate": AIMessage,
 }
 _compiled: dict[int, tuple[ChatPromptTemplate, Compiled, frozenset[str]]] = {}
+# The messages last rendered from the same template and texts. An iteration renders the
+# loss messages three times (loss, gradient and update calls) and the gradient messages
+# twice; the calls then share the same message objects, which chat models only read.
+_rendered: dict[tuple[Any, ...], tuple[ChatPromptTemplate, dict[str, Any], list[BaseMessage]]] = {}
+_RENDERED_MAX = 64
 
 
 def _compile(template: ChatPromptTemplate) -> tuple[Compiled, frozenset[str]] | None:
@@ -106,6 +111,10 @@ def _render(
         _compiled[id(template)] = entry
     _, parts, names = entry
     given = {name: values[name]() for name in names}
+    key = (id(template), *(_key_part(v) for v in given.values()))
+    hit = _rendered.get(key)
+    if hit is not None and hit[0] is template:
+        return list(hit[2])
     messages: list[BaseMessage] = []
     for cls, text in parts:
         if cls is None:
@@ -115,7 +124,19 @@ def _render(
             messages.extend(inserted)
         else:
             messages.append(cls(content=text.format_map(given)))
-    return messages
+    if len(_rendered) >= _RENDERED_MAX:
+        _rendered.clear()
+    _rendered[key] = (template, given, messages)  # ``given`` keeps the ids in ``key`` alive
+    return list(messages)
+
+
+def _key_part(value: Any) -> Any:
+    """A text as is; inserted messages by identity (``given`` keeps them alive)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return tuple(id(m) for m in value)
+    return id(value)
 
 
 def _texts(q: Quoted) -> dict[str, Callable[[], Any]]:

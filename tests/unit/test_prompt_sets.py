@@ -354,3 +354,31 @@ def test_direct_rendering_equals_langchains_format_messages(name: str) -> None:
         end="</s>",
     )
     assert update_messages(prompts, q, ("<s>", "</s>")) == update
+
+
+def test_one_iteration_renders_the_shared_prefix_once() -> None:
+    """The gradient and update calls carry the loss call's very message objects (rendered
+    once), and a changed text is rendered anew, never served from the earlier render."""
+    from dataclasses import replace
+
+    from langgraph_tpo.prompts.render import (
+        Quoted,
+        gradient_messages,
+        loss_messages,
+        update_messages,
+    )
+
+    q = Quoted(query=QUERY, chosen="water weekly", rejected="never water")
+    loss = loss_messages(PAPER, q)
+    q = replace(q, textual_loss="the critique")
+    gradient = gradient_messages(PAPER, q)
+    q = replace(q, textual_gradient="the suggestions")
+    update = update_messages(PAPER, q, ("<s>", "</s>"), 3)
+    assert len(loss) < len(gradient) < len(update)
+    assert all(a is b for a, b in zip(gradient, loss, strict=False))
+    assert all(a is b for a, b in zip(update, gradient, strict=False))
+    assert [m.content for m in update[: len(loss)]] == [m.content for m in loss]
+
+    again = loss_messages(PAPER, replace(q, chosen="water daily"))
+    assert "water daily" in text(again) and "water weekly" not in text(again)
+    assert text(loss_messages(PAPER, Quoted(QUERY, "water weekly", "never water"))) == text(loss)

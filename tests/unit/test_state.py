@@ -82,3 +82,22 @@ def test_the_human_decision_is_a_field_that_select_reads() -> None:
     assert [e["review"] for e in out["trajectory"]] == [None, "accept", "stop"]
     assert out["stop_reason"] == out["trajectory"][-1]["stop_reason"] == "human_stop"
     assert policy.count("update") == 2  # the stopped iteration drew nothing
+
+
+def test_the_loop_nodes_read_views_with_the_states_own_types() -> None:
+    from typing import get_type_hints
+
+    from langgraph_tpo.graph.state import CritiqueView, ScoringView, TPOState
+
+    state = get_type_hints(TPOState, include_extras=True)
+    for view in (CritiqueView, ScoringView):
+        for key, hint in get_type_hints(view, include_extras=True).items():
+            assert state[key] == hint, (view.__name__, key)
+
+
+def test_select_routes_itself_and_the_drawing_shows_both_ways_out() -> None:
+    _, graph, config = graph_with_memory()
+    edges = {(e.source, e.target) for e in graph.get_graph().edges}
+    assert {("select", "textual_loss"), ("select", "__end__")} <= edges
+    out = graph.invoke({"query": QUERY}, config)
+    assert out["stop_reason"] == "max_iterations" and len(out["trajectory"]) == 3
