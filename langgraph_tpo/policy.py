@@ -80,6 +80,13 @@ def _is_openai_class(cls: type) -> bool:
 
 
 @cache
+def _may_forward(cls: type) -> bool:
+    """Whether the class has a ``clients`` field or attribute (looking one up on a pydantic
+    model that has none raises inside pydantic: slow on every call)."""
+    return hasattr(cls, "clients") or "clients" in getattr(cls, "model_fields", {})
+
+
+@cache
 def _streams(cls: type) -> bool:
     return cls._astream is not BaseChatModel._astream or cls._stream is not BaseChatModel._stream
 
@@ -107,7 +114,7 @@ def is_openai_compatible(model: Any) -> bool:
     several-server ``BalancedChatModel``)."""
     if _is_openai_class(type(model)):
         return True
-    clients = getattr(model, "clients", None)
+    clients = getattr(model, "clients", None) if _may_forward(type(model)) else None
     return isinstance(clients, list) and bool(clients) and all(map(is_openai_compatible, clients))
 
 

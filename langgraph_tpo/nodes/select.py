@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from operator import itemgetter
 from statistics import fmean
 
 from langchain_core.messages import AIMessage
@@ -19,6 +20,8 @@ from langgraph_tpo.nodes.common import (
     run_config,
 )
 
+_score = itemgetter("score")
+
 
 def best_and_worst(candidates: list[Candidate]) -> tuple[Candidate, Candidate]:
     """Best: highest score, earliest on ties. Worst: lowest score, latest on ties.
@@ -26,8 +29,8 @@ def best_and_worst(candidates: list[Candidate]) -> tuple[Candidate, Candidate]:
     Breaking ties in opposite directions keeps chosen and rejected distinct whenever
     the cache holds two or more candidates, even if every score is equal.
     """
-    best = max(candidates, key=lambda c: c["score"])
-    worst = min(reversed(candidates), key=lambda c: c["score"])
+    best = max(candidates, key=_score)
+    worst = min(reversed(candidates), key=_score)
     return best, worst
 
 
@@ -65,9 +68,22 @@ def make_select_node(deps: NodeDeps) -> NodeFn:
         }
         if reason and state.get("messages"):
             update["messages"] = [final_message(best, iteration, reason)]
-        return update
+        return _only_changes(state, update)
 
     return select
+
+
+# Written every iteration, though usually unchanged (the best stays the best for a while);
+# each write costs the graph a channel update.
+_KEPT_WHEN_EQUAL = ("chosen", "rejected", "response", "score", "stop_reason")
+
+
+def _only_changes(state: TPOState, update: Update) -> Update:
+    """``update`` without the keys whose value the state already holds."""
+    for key in _KEPT_WHEN_EQUAL:
+        if key in state and state[key] == update[key]:  # type: ignore[literal-required]
+            del update[key]
+    return update
 
 
 def final_message(best: Candidate | None, iteration: int, reason: str) -> AIMessage:
