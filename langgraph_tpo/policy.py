@@ -132,11 +132,12 @@ def step_options(step: str, metadata: dict[str, Any] | None = None) -> dict[str,
         parent = get_config()  # the running node's config, as is (ensure_config copies it)
     except RuntimeError:  # called outside a graph or runnable
         parent = ensure_config()
+    tag = step_tag(step)
     return {
         "callbacks": parent.get("callbacks"),
-        "tags": [step_tag(step)],
-        "metadata": {"tpo_step": step, **(metadata or {})},
-        "run_name": step_tag(step),
+        "tags": [tag],
+        "metadata": {"tpo_step": step, **metadata} if metadata else {"tpo_step": step},
+        "run_name": tag,
     }
 
 
@@ -239,7 +240,7 @@ def _collect(results: list[LLMResult]) -> Generations:
     usage: Usage | None = None
     for result in results:
         generations = [g for batch in result.generations for g in batch]
-        texts.extend(_text(g) for g in generations)
+        texts += map(_text, generations)
         this = _usage(result, generations)
         usage = this if usage is None else usage.add(this)
     return Generations(texts, usage or Usage())
@@ -264,9 +265,10 @@ def _usage(result: LLMResult | ChatResult, generations: list[Any]) -> Usage:
         completion = int(token_usage.get("completion_tokens") or 0)
     else:
         for g in generations:
-            meta = getattr(getattr(g, "message", None), "usage_metadata", None) or {}
-            completion += int(meta.get("output_tokens") or 0)
-            prompt = max(prompt, int(meta.get("input_tokens") or 0))
+            meta = getattr(getattr(g, "message", None), "usage_metadata", None)
+            if meta:
+                completion += int(meta.get("output_tokens") or 0)
+                prompt = max(prompt, int(meta.get("input_tokens") or 0))
     return Usage(
         requests=1, generations=len(generations), prompt_tokens=prompt, completion_tokens=completion
     )

@@ -16,7 +16,9 @@ def make_reward_score_node(deps: NodeDeps) -> NodeFn:
         A text already in the cache reuses its score instead of being scored again.
         """
         pending = state.get("pending") or []
-        known = {c["text"]: c["score"] for c in state.get("candidates") or []}
+        wanted = set(pending)
+        cache = state.get("candidates") or []
+        known = {c["text"]: c["score"] for c in cache if c["text"] in wanted}
         fresh = list(dict.fromkeys(t for t in pending if t not in known))
         if fresh:
             known.update(zip(fresh, await _score(deps, state, fresh), strict=True))

@@ -64,7 +64,11 @@ def make_update_node(deps: NodeDeps) -> NodeFn:
             seed_offset=iteration,
             metadata={"tpo_delimiters": list(delimiters)},
         )
-        extracted = [read_output(prompts, t, delimiters, config.extraction) for t in result.texts]
+        read = {  # identical outputs (common at low temperature) are read once
+            text: read_output(prompts, text, delimiters, config.extraction)
+            for text in dict.fromkeys(result.texts)
+        }
+        extracted = [read[text] for text in result.texts]
         pending = [text for text, _ in extracted if text is not None]
         return {
             **reviewed,

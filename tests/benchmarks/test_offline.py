@@ -19,6 +19,7 @@ def test_graph_overhead_times_every_variant(tmp_path: Path) -> None:
     assert all(0 < ms[name] <= median[name] for name in ms)  # best of 3 <= median of 3
     assert result["ratio_to_floor"] == pytest.approx(ms["tpo"] / ms["floor"])
     assert result["target_met"] == (result["ratio_to_floor"] <= 2.0)
+    assert result["paired_median_ratio_to_floor"] > 1.0  # TPO's loop does more than the floor's
     assert (result["n"], result["d"]) == (5, 20)
 
 
