@@ -176,6 +176,7 @@ async def generate(
         else convert_to_messages(messages)
     )
     options = step_options(step, metadata)
+    openai = is_openai_compatible(policy)
 
     def call_kwargs(offset: int, count: int) -> dict[str, Any]:
         kwargs = sampling_kwargs(config, seed_offset=offset, step=step)
@@ -186,8 +187,6 @@ async def generate(
         if openai:
             kwargs["extra_headers"] = {STEP_HEADER: step}
         return kwargs
-
-    openai = is_openai_compatible(policy)
 
     try:
         if n == 1 or supports_n(policy):
