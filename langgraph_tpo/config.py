@@ -92,6 +92,14 @@ class TPOConfig(BaseModel):
         "reference's rule): only text after an opening delimiter, other outputs dropped.",
     )
 
+    drop_degenerate: bool = Field(
+        True,
+        description="Drop responses that are mostly repetition (half their lines or word "
+        "4-grams repeat earlier ones) in sample and update, counted as 'degenerate'; "
+        "sample keeps them only when every output is degenerate. The reference keeps them: "
+        "false reproduces it.",
+    )
+
     review_gradient: bool = Field(
         False,
         description="Pause after textual_gradient for a human to accept, edit or stop "

@@ -27,7 +27,14 @@ from typing import Literal
 from langgraph_tpo.prompts import UPDATE_END_TAG, UPDATE_START_TAG
 
 Extraction = Literal[
-    "tagged", "open_tag_only", "close_tag_only", "untagged", "empty", "no_open_tag", "scaffolding"
+    "tagged",
+    "open_tag_only",
+    "close_tag_only",
+    "untagged",
+    "empty",
+    "no_open_tag",
+    "scaffolding",
+    "degenerate",
 ]
 PLAIN_DELIMITERS = (UPDATE_START_TAG, UPDATE_END_TAG)
 

@@ -7,6 +7,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage, convert_to_messages
 from langgraph.types import Overwrite
 
+from langgraph_tpo.degeneration import is_degenerate
 from langgraph_tpo.errors import ConfigError
 from langgraph_tpo.graph.state import TPOState
 from langgraph_tpo.nodes.common import (
@@ -19,6 +20,7 @@ from langgraph_tpo.nodes.common import (
 )
 from langgraph_tpo.nodes.review import check_can_review
 from langgraph_tpo.policy import generate
+from langgraph_tpo.prompts import PromptSet
 from langgraph_tpo.prompts.render import make_nonce, sample_messages
 from langgraph_tpo.reward import Conversation, chat_role
 
@@ -61,28 +63,48 @@ def _from_messages(messages: list[Any]) -> Conversation:
     return conversation
 
 
+def usable_samples(
+    prompts: PromptSet, outputs: list[str], drop_degenerate: bool
+) -> tuple[list[str], dict[str, int]]:
+    """The outputs worth scoring, and how many were ``scaffolding`` or ``degenerate``.
+
+    Empty outputs and echoes of the prompt set go. Loops go too when ``drop_degenerate``,
+    unless every remaining output loops: a run then still has an answer to return, and
+    the count says what it is made of.
+    """
+    texts = [t for t in outputs if t.strip() and not prompts.is_scaffolding(t)]
+    counts: dict[str, int] = {}
+    echoes = sum(1 for t in outputs if t.strip()) - len(texts)
+    if echoes:
+        counts["scaffolding"] = echoes
+    if drop_degenerate:
+        loops = [is_degenerate(t) for t in texts]
+        if any(loops):
+            counts["degenerate"] = sum(loops)
+            if not all(loops):
+                texts = [t for t, loop in zip(texts, loops, strict=True) if not loop]
+    return texts, counts
+
+
 def make_sample_node(deps: NodeDeps) -> NodeFn:
     async def sample(state: TPOState) -> Update:
         """Reads ``query`` or ``messages``; writes ``conversation``, ``pending`` (N texts),
         the run's delimiter ``nonce``, resets the cache, the trajectory and the iteration's
         record (``iteration_usage``, ``extraction_counts``, ``dropped``, ...).
 
-        Empty outputs and outputs that only echo the prompt set's scaffolding are dropped
-        (``dropped``; echoes also in ``extraction_counts["scaffolding"]``)."""
+        Empty outputs, outputs that only echo the prompt set's scaffolding and (with
+        ``drop_degenerate``) loops are dropped (``dropped``; see :func:`usable_samples`)."""
         conversation = read_conversation(state)
         config = run_config(deps)
         check_can_review(config)
         prompts = prompts_for(deps, config)
         messages = sample_messages(prompts, conversation)
         result = await generate(deps.policy, messages, config.num_samples, config, step="sample")
-        texts = [t for t in result.texts if t.strip()]
-        echoes = sum(prompts.is_scaffolding(t) for t in texts)
-        if echoes:
-            texts = [t for t in texts if not prompts.is_scaffolding(t)]
+        texts, counts = usable_samples(prompts, result.texts, config.drop_degenerate)
         return {
             **new_iteration_record(),
             "iteration_usage": Overwrite(result.usage.as_dict()),
-            "extraction_counts": Overwrite({"scaffolding": echoes} if echoes else {}),
+            "extraction_counts": Overwrite(counts),
             "dropped": len(result.texts) - len(texts),
             "query": conversation[-1]["content"],
             "conversation": conversation,

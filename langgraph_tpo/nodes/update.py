@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from langgraph_tpo.degeneration import is_degenerate
 from langgraph_tpo.extraction import Extraction, extract_response
 from langgraph_tpo.graph.state import TPOState
 from langgraph_tpo.nodes.common import NodeDeps, NodeFn, Update, prompts_for, run_config
@@ -24,12 +25,22 @@ def run_delimiters(prompts: PromptSet, state: TPOState, seed: int | None) -> tup
 
 
 def read_output(
-    prompts: PromptSet, text: str, delimiters: tuple[str, str], rule: str
+    prompts: PromptSet,
+    text: str,
+    delimiters: tuple[str, str],
+    rule: str,
+    *,
+    drop_degenerate: bool = False,
 ) -> tuple[str | None, Extraction]:
-    """The new response in one update output; scaffolding echoed back counts as none."""
+    """The new response in one update output; scaffolding echoed back counts as none, and
+    so does a loop when ``drop_degenerate``."""
     response, used = extract_response(text, delimiters, rule=rule)  # type: ignore[arg-type]
-    if response is not None and prompts.is_scaffolding(response):
+    if response is None:
+        return None, used
+    if prompts.is_scaffolding(response):
         return None, "scaffolding"
+    if drop_degenerate and is_degenerate(response):
+        return None, "degenerate"
     return response, used
 
 
@@ -39,8 +50,8 @@ def make_update_node(deps: NodeDeps) -> NodeFn:
         writes ``pending``, the next ``iteration`` and, with ``review_gradient``, the human's
         ``review_decision`` (and the edited ``textual_gradient``).
 
-        Outputs with no usable text are dropped (``dropped``); ``extraction_counts`` counts
-        how each output was read.
+        Outputs with no usable text, echoed scaffolding or (``drop_degenerate``) a loop are
+        dropped (``dropped``); ``extraction_counts`` counts how each output was read.
         """
         config = run_config(deps)
         prompts = prompts_for(deps, config)
@@ -65,7 +76,9 @@ def make_update_node(deps: NodeDeps) -> NodeFn:
             metadata={"tpo_delimiters": list(delimiters)},
         )
         read = {  # identical outputs (common at low temperature) are read once
-            text: read_output(prompts, text, delimiters, config.extraction)
+            text: read_output(
+                prompts, text, delimiters, config.extraction, drop_degenerate=config.drop_degenerate
+            )
             for text in dict.fromkeys(result.texts)
         }
         extracted = [read[text] for text in result.texts]

@@ -4,14 +4,19 @@
 TextGrad), in words of our own:
 
 - ``sample``: a short system prompt before the conversation;
-- ``textual_loss``: query, rejected and chosen; the critique compares them;
-- ``textual_gradient``: the loss conversation continued, the critique as the assistant's
-  turn, then the request for suggestions;
-- ``update``: the gradient conversation continued, the suggestions as the assistant's turn,
-  then the request for the rewrite between the delimiters. The gradient call's messages
-  are an exact prefix of the update call's, so the update sees query, chosen, rejected,
-  critique and suggestions, and a prefix-caching server (vLLM) computes only the last turn
-  when the N update samples start.
+- the three steps of an iteration are one conversation under a neutral system prompt that
+  gives no order of its own; each step's role and rules come in its own user turn:
+- ``textual_loss`` (an evaluator): query, rejected and chosen; the critique compares them;
+- ``textual_gradient`` (a critical reviewer): the loss conversation continued, the
+  critique as the assistant's turn, then the request for specific changes aimed at what
+  the reward prefers, leaving alone what works;
+- ``update`` (the assistant answering the user): the gradient conversation continued, the
+  suggestions as the assistant's turn, then the request for the complete improved answer
+  between the delimiters, free to ignore wrong suggestions (the reference's optimizer is
+  told its feedback may be noisy). The gradient call's messages are an exact prefix of
+  the update call's, so the update sees query, chosen, rejected, critique and
+  suggestions, and a prefix-caching server (vLLM) computes only the last turn when the
+  N update samples start.
 
 ``compact`` is the shorter flow of earlier versions: the update prompt quotes only the
 query, chosen and the suggestions, and there is no system prompt in sampling.
@@ -22,7 +27,7 @@ from __future__ import annotations
 from langgraph_tpo.errors import ConfigError
 from langgraph_tpo.prompts.sets import PromptSet
 
-PROMPT_VERSION = "2"
+PROMPT_VERSION = "3"
 
 # The tag the built-in delimiters are named after; each run's delimiters add a nonce
 # (``<improved_response_1a2b3c4d>``), see PromptSet.update_start.
@@ -31,29 +36,46 @@ UPDATE_END_TAG = "</improved_response>"
 
 _PAPER_SAMPLE = "You are a helpful assistant. Answer the user accurately, clearly and usefully."
 
-_PAPER_LOSS_SYSTEM = (
-    "You are an evaluator of answers to a user's query. A reward model that reflects human "
-    "preferences scored two answers: the chosen one higher than the rejected one. Go "
-    "through both step by step: what makes the chosen answer better, where the rejected "
-    "one falls short, and which weaknesses the chosen answer still has. Be concise. Do not "
-    "answer the query yourself."
+# The three steps of an iteration form one conversation (each call extends the one before,
+# so a prefix-caching server computes only the new turn). Its system prompt is neutral and
+# holds for every step; each step's role and rules come in that step's own user turn, and
+# say which step they bind, so no earlier order contradicts a later step.
+_PAPER_CRITIQUE_SYSTEM = (
+    "You help improve an assistant's answer to a user's query, in three steps: evaluate, "
+    "suggest changes, rewrite. Each step's instructions come in the user's message for "
+    "that step; follow them for that step."
 )
-_PAPER_LOSS_BODY = (
+_PAPER_LOSS = (
+    "# Step 1 of 3: evaluate\n"
+    "Act as an evaluator. A reward model that reflects human preferences scored two "
+    "answers to the query below and preferred the chosen answer to the rejected one. "
+    "Compare them step by step: what makes the chosen answer better, where the rejected "
+    "answer falls short, and which weaknesses the chosen answer still has. In this step, "
+    "write only the evaluation, not a new answer.\n\n"
     "## User query\n{query}\n\n## Rejected answer\n{rejected}\n\n## Chosen answer\n{chosen}"
 )
-_PAPER_REVISION_SYSTEM = (
-    "You are an evaluator of an answer to a user's query. Go through the answer step by "
-    "step: its strengths and its weaknesses. Be concise. Do not answer the query yourself."
+_PAPER_REVISION = (
+    "# Step 1 of 3: evaluate\n"
+    "Act as an evaluator. A reward model that reflects human preferences scored the "
+    "answer below to the query. Go through it step by step: its strengths, and the "
+    "weaknesses that keep it from a higher score. In this step, write only the "
+    "evaluation, not a new answer.\n\n"
+    "## User query\n{query}\n\n## Chosen answer\n{chosen}"
 )
-_PAPER_REVISION_BODY = "## User query\n{query}\n\n## Chosen answer\n{chosen}"
 _PAPER_GRADIENT = (
-    "From your evaluation, give specific, actionable suggestions that would make the chosen "
-    "answer even better for this user. Only list the suggestions; do not write the answer."
+    "# Step 2 of 3: suggest changes\n"
+    "Act as a critical reviewer. From the evaluation, list specific changes that would "
+    "make the chosen answer score higher with the reward model for this query. Be "
+    "critical and creative: name the part to change and how. Say nothing about what "
+    "already works; it stays as it is. In this step, write only the list of changes."
 )
 _PAPER_UPDATE = (
-    "Now write an improved version of the chosen answer that applies your suggestions and "
-    "keeps what already works. Write only the new answer to the user, without comments, "
-    "and put it between {start} and {end}."
+    "# Step 3 of 3: rewrite\n"
+    "Act as the assistant who answers the user. Write the complete improved answer to the "
+    "user's query: apply the suggested changes that are right, ignore any that are wrong "
+    "or would make the answer worse, and keep what already works. Speak to the user "
+    "directly; do not mention the evaluation, the suggestions, or the chosen and rejected "
+    "answers. Put the answer between {start} and {end}, with nothing else between them."
 )
 
 # The start of a step that continues the conversation of the step before: that step's
@@ -64,35 +86,40 @@ _AFTER_GRADIENT = [("placeholder", "{gradient_messages}"), ("ai", "{textual_grad
 PAPER = PromptSet(
     name="paper",
     sample=[("system", _PAPER_SAMPLE)],
-    textual_loss=[("system", _PAPER_LOSS_SYSTEM), ("human", _PAPER_LOSS_BODY)],
-    textual_loss_revision=[("system", _PAPER_REVISION_SYSTEM), ("human", _PAPER_REVISION_BODY)],
+    textual_loss=[("system", _PAPER_CRITIQUE_SYSTEM), ("human", _PAPER_LOSS)],
+    textual_loss_revision=[("system", _PAPER_CRITIQUE_SYSTEM), ("human", _PAPER_REVISION)],
     textual_gradient=[*_AFTER_LOSS, ("human", _PAPER_GRADIENT)],
     update=[*_AFTER_GRADIENT, ("human", _PAPER_UPDATE)],
 )
 
+# compact: one system prompt that gives no order of its own; the update is a fresh call
+# that quotes the query, the chosen response and the suggestions only.
 _COMPACT_SYSTEM = (
     "You help improve an assistant's response to a user. Responses were scored by a "
-    "reward model that reflects human preferences; follow the instructions exactly."
+    "reward model that reflects human preferences. Each message says what to write."
 )
 _COMPACT_CONTEXT = "### USER QUERY\n{query}\n\n### CHOSEN RESPONSE\n{chosen}\n\n"
 _COMPACT_LOSS = (
     _COMPACT_CONTEXT + "### REJECTED RESPONSE\n{rejected}\n\n"
     "The CHOSEN response scored higher than the REJECTED one. Compare them step by step: "
     "say what makes the chosen response better, and what weaknesses it still has. "
-    "Be concise. Do not write a new response."
+    "Here, write only the comparison, not a new response."
 )
 _COMPACT_REVISION = (
     _COMPACT_CONTEXT + "Evaluate the CHOSEN response step by step: its strengths and its "
-    "weaknesses. Be concise. Do not write a new response."
+    "weaknesses. Here, write only the evaluation, not a new response."
 )
 _COMPACT_GRADIENT = (
-    "Based on your evaluation, list concrete suggestions for improving the CHOSEN "
-    "response so that it is preferred even more. Only give suggestions; do not rewrite it."
+    "Based on your evaluation, list specific changes that would make the CHOSEN response "
+    "preferred even more: be critical, name what to change and how, and leave out what "
+    "already works. Here, write only the list of changes."
 )
 _COMPACT_UPDATE = (
     _COMPACT_CONTEXT + "### SUGGESTIONS\n{textual_gradient}\n\n"
-    "Rewrite the CHOSEN response to the user, applying the suggestions above. Write only "
-    "the improved response, between {start} and {end}."
+    "Write the complete improved response to the user's query: apply the suggestions that "
+    "are right, ignore any that are wrong, keep what works, and do not mention the "
+    "suggestions or the chosen response. Put the response between {start} and {end}, with "
+    "nothing else between them."
 )
 
 COMPACT = PromptSet(

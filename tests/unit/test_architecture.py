@@ -11,7 +11,16 @@ PACKAGE = Path(__file__).resolve().parents[2] / "langgraph_tpo"
 
 # Each layer may import only the layers listed for it (and itself). The package root
 # (``langgraph_tpo/__init__.py``) re-exports the public names and is left out.
-CORE = {"errors", "config", "reward", "policy", "truncation", "prompts", "extraction"}
+CORE = {
+    "errors",
+    "config",
+    "reward",
+    "policy",
+    "truncation",
+    "prompts",
+    "extraction",
+    "degeneration",
+}
 ALLOWED: dict[str, set[str]] = {
     **{name: CORE for name in CORE},
     "nodes": CORE | {"graph"},  # graph.state and graph.routing only: checked below

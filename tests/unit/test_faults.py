@@ -130,7 +130,7 @@ def long_answers(kind: str, call: int, index: int) -> str:
 
 
 def test_context_overflow_cuts_quoted_responses_and_retries_once() -> None:
-    policy = SmallWindow(window=2400, responder=long_answers)
+    policy = SmallWindow(window=2800, responder=long_answers)
     out = create_tpo_graph(
         policy,
         lambda q, r: float(len(r)),

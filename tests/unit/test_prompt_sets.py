@@ -3,6 +3,7 @@ the caps of responses and critiques, and scaffolding echoed back."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,55 @@ def test_paper_update_quotes_query_chosen_rejected_critique_and_suggestions() ->
     body = text(calls(run(), "update")[0])
     for seen in (QUERY, "answer 1", "answer 0", "loss text 0", "gradient text 0"):
         assert seen in body  # query, chosen, rejected, critique and suggestions
+
+
+# Orders that would forbid the update step from doing its job, in any case.
+NO_ANSWER_ORDERS = re.compile(
+    r"do not (answer|write (a|the) (new )?(answer|response))|be concise|never answer",
+    re.IGNORECASE,
+)
+
+
+def standing_instructions(messages: list[Any]) -> list[str]:
+    """What binds the model's last turn: the system prompts, and the last user turn."""
+    system = [str(m.content) for m in messages if m.type == "system"]
+    return [*system, str(messages[-1].content)]
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_SETS))
+@pytest.mark.parametrize("mode", ["tpo", "revision"])
+def test_the_update_step_is_never_told_not_to_answer(name: str, mode: str) -> None:
+    """The update's effective instructions (system prompts and its own turn) contain no
+    order not to answer or to be brief; orders of earlier steps are scoped to their step."""
+    policy = run(name, CONFIG.with_overrides({"mode": mode, "max_iterations": 1}))
+    (update,) = calls(policy, "update")
+    for instruction in standing_instructions(update):
+        assert not NO_ANSWER_ORDERS.search(instruction), instruction
+    assert update[-1].type == "human"
+    last = str(update[-1].content).lower()
+    assert "complete improved" in last and "ignore" in last  # the whole answer; may ignore
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_SETS))
+def test_each_critique_step_states_its_own_role_in_its_own_turn(name: str) -> None:
+    policy = run(name, CONFIG.with_overrides({"max_iterations": 1}))
+    loss, gradient, update = (calls(policy, k)[0][-1] for k in ("loss", "gradient", "update"))
+    assert all(m.type == "human" for m in (loss, gradient, update))
+    assert "only the comparison" in str(loss.content) or "only the evaluation" in str(
+        loss.content
+    )
+    assert "list of changes" in str(gradient.content)
+    assert "already works" in str(gradient.content)  # leave alone what works
+
+
+def test_paper_critique_steps_share_one_neutral_system_prompt() -> None:
+    policy = run("paper", CONFIG.with_overrides({"max_iterations": 1}))
+    systems = {
+        kind: [str(m.content) for m in calls(policy, kind)[0] if m.type == "system"]
+        for kind in ("loss", "gradient", "update")
+    }
+    assert systems["loss"] == systems["gradient"] == systems["update"]
+    assert len(systems["loss"]) == 1 and not NO_ANSWER_ORDERS.search(systems["loss"][0])
 
 
 @pytest.mark.parametrize("name", sorted(BUILTIN_SETS))
