@@ -23,6 +23,7 @@ from langgraph.config import get_config
 
 from langgraph_tpo.config import TPOConfig
 from langgraph_tpo.errors import (
+    ConfigError,
     ContextTooLongError,
     PolicyError,
     is_context_too_long,
@@ -87,10 +88,24 @@ def _may_forward(cls: type) -> bool:
 
 
 @cache
+def _has_extra_body(cls: type) -> bool:
+    return "extra_body" in getattr(cls, "model_fields", {})
+
+
+@cache
+def _declared_penalties(cls: type) -> frozenset[str]:
+    """The penalties among the per-call kwargs a class declares in ``SAMPLING_KWARGS``."""
+    return frozenset(PENALTIES).intersection(getattr(cls, "SAMPLING_KWARGS", ()))
+
+
+@cache
 def _streams(cls: type) -> bool:
     return cls._astream is not BaseChatModel._astream or cls._stream is not BaseChatModel._stream
 
 
+PENALTIES = ("frequency_penalty", "presence_penalty", "repetition_penalty")
+# Not an OpenAI parameter: vLLM's server reads it from the request body's extra fields.
+BODY_PENALTY = "repetition_penalty"
 STEPS = ("sample", "textual_loss", "textual_gradient", "update")
 CRITIQUE_STEPS = frozenset({"textual_loss", "textual_gradient"})
 STEP_HEADER = "X-TPO-Step"
@@ -144,6 +159,7 @@ def step_options(step: str, metadata: dict[str, Any] | None = None) -> dict[str,
 def sampling_kwargs(
     config: TPOConfig, *, seed_offset: int = 0, step: str = "sample"
 ) -> dict[str, Any]:
+    """The sampling kwargs of one policy call; the seed and the penalties only when set."""
     kwargs: dict[str, Any] = {
         "temperature": config.temperature,
         "top_p": config.top_p,
@@ -151,6 +167,51 @@ def sampling_kwargs(
     }
     if config.seed is not None:
         kwargs["seed"] = config.seed + seed_offset
+    kwargs.update(set_penalties(config))
+    return kwargs
+
+
+def set_penalties(config: TPOConfig) -> dict[str, float]:
+    """The repetition controls ``config`` sets (none by default, as the paper)."""
+    values = (getattr(config, name) for name in PENALTIES)
+    return {name: value for name, value in zip(PENALTIES, values, strict=True) if value is not None}
+
+
+def accepted_penalties(policy: BaseChatModel) -> frozenset[str]:
+    """The penalties ``policy`` applies: all for OpenAI-compatible models, those a class lists
+    in its ``SAMPLING_KWARGS`` (:class:`~langgraph_tpo.backends.chat_base.SamplingChatModel`
+    does), none for any other chat model."""
+    if is_openai_compatible(policy):
+        return frozenset(PENALTIES)
+    return _declared_penalties(type(policy))
+
+
+def check_penalties(policy: BaseChatModel, config: TPOConfig) -> None:
+    """A :class:`ConfigError` naming the field and the model class when ``config`` sets a
+    penalty ``policy`` cannot apply (checked before any model call, not silently dropped)."""
+    wanted = set_penalties(config)
+    if not wanted:
+        return
+    missing = [name for name in wanted if name not in accepted_penalties(policy)]
+    if missing:
+        raise ConfigError(
+            f"the policy {type(policy).__name__} cannot apply {' or '.join(missing)}: unset it, "
+            "or use a policy that can (an OpenAI-compatible server, in-process vLLM or "
+            "transformers)"
+        )
+
+
+def openai_request(model: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` for an OpenAI-compatible ``model``: ``repetition_penalty`` moved into
+    ``extra_body``, and a call's ``extra_body`` merged over the model's own (a call kwarg
+    would replace it in ``ChatOpenAI``'s request)."""
+    if BODY_PENALTY in kwargs:
+        kwargs = dict(kwargs)
+        extra = {**(kwargs.get("extra_body") or {}), BODY_PENALTY: kwargs.pop(BODY_PENALTY)}
+        kwargs["extra_body"] = extra
+    own = getattr(model, "extra_body", None) if _has_extra_body(type(model)) else None
+    if own and "extra_body" in kwargs:
+        kwargs = {**kwargs, "extra_body": {**own, **kwargs["extra_body"]}}
     return kwargs
 
 
@@ -186,6 +247,7 @@ async def generate(
                 kwargs["stream"] = False
         if openai:
             kwargs["extra_headers"] = {STEP_HEADER: step}
+            return openai_request(policy, kwargs)
         return kwargs
 
     try:
