@@ -173,8 +173,7 @@ def sampling_kwargs(
 
 def set_penalties(config: TPOConfig) -> dict[str, float]:
     """The repetition controls ``config`` sets (none by default, as the paper)."""
-    values = (getattr(config, name) for name in PENALTIES)
-    return {name: value for name, value in zip(PENALTIES, values, strict=True) if value is not None}
+    return {name: value for name in PENALTIES if (value := getattr(config, name)) is not None}
 
 
 def accepted_penalties(policy: BaseChatModel) -> frozenset[str]:
@@ -195,9 +194,9 @@ def check_penalties(policy: BaseChatModel, config: TPOConfig) -> None:
     missing = [name for name in wanted if name not in accepted_penalties(policy)]
     if missing:
         raise ConfigError(
-            f"the policy {type(policy).__name__} cannot apply {' or '.join(missing)}: unset it, "
-            "or use a policy that can (an OpenAI-compatible server, in-process vLLM or "
-            "transformers)"
+            f"the policy {type(policy).__name__} cannot apply {' or '.join(missing)}: unset "
+            f"{'it' if len(missing) == 1 else 'them'}, or use a policy that can (an "
+            "OpenAI-compatible server, in-process vLLM or transformers)"
         )
 
 
