@@ -167,13 +167,20 @@ def sampling_kwargs(
     }
     if config.seed is not None:
         kwargs["seed"] = config.seed + seed_offset
-    kwargs.update(set_penalties(config))
+    penalties = set_penalties(config)
+    if penalties:
+        kwargs.update(penalties)
     return kwargs
 
 
 def set_penalties(config: TPOConfig) -> dict[str, float]:
     """The repetition controls ``config`` sets (none by default, as the paper)."""
-    return {name: value for name in PENALTIES if (value := getattr(config, name)) is not None}
+    found: dict[str, float] = {}
+    for name in PENALTIES:  # a plain loop: this runs on every policy call
+        value = getattr(config, name)
+        if value is not None:
+            found[name] = value
+    return found
 
 
 def accepted_penalties(policy: BaseChatModel) -> frozenset[str]:
