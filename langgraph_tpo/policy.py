@@ -74,6 +74,11 @@ def supports_n(policy: BaseChatModel) -> bool:
     return "n" in type(policy).model_fields
 
 
+PENALTIES = ("frequency_penalty", "presence_penalty", "repetition_penalty")
+# Not an OpenAI parameter: vLLM's server reads it from the request body's extra fields.
+BODY_PENALTY = "repetition_penalty"
+
+
 # What a chat model class can do does not change, and these checks run on every policy call.
 @cache
 def _is_openai_class(cls: type) -> bool:
@@ -103,9 +108,6 @@ def _streams(cls: type) -> bool:
     return cls._astream is not BaseChatModel._astream or cls._stream is not BaseChatModel._stream
 
 
-PENALTIES = ("frequency_penalty", "presence_penalty", "repetition_penalty")
-# Not an OpenAI parameter: vLLM's server reads it from the request body's extra fields.
-BODY_PENALTY = "repetition_penalty"
 STEPS = ("sample", "textual_loss", "textual_gradient", "update")
 CRITIQUE_STEPS = frozenset({"textual_loss", "textual_gradient"})
 STEP_HEADER = "X-TPO-Step"
