@@ -79,6 +79,34 @@ class TPOConfig(BaseModel):
         "critique and update prompts (the reference implementation uses 2048).",
     )
 
+    frequency_penalty: float | None = Field(
+        None,
+        ge=-2.0,
+        le=2.0,
+        allow_inf_nan=False,
+        description="OpenAI frequency_penalty, -2.0..2.0: each token's logit is lowered by this "
+        "times the number of times the token already appears in the response (negative "
+        "favours repeats); null: not sent. The paper's reference uses none.",
+    )
+    presence_penalty: float | None = Field(
+        None,
+        ge=-2.0,
+        le=2.0,
+        allow_inf_nan=False,
+        description="OpenAI presence_penalty, -2.0..2.0: each token already in the response has "
+        "its logit lowered by this once (negative favours repeats); null: not sent. The paper's "
+        "reference uses none.",
+    )
+    repetition_penalty: float | None = Field(
+        None,
+        gt=0.0,
+        allow_inf_nan=False,
+        description="vLLM / transformers repetition_penalty, > 0, multiplicative: the logit of "
+        "each token already in the prompt or response is divided by it (multiplied when "
+        "negative); 1.0 changes nothing, above 1.0 discourages repeats; null: not sent. The "
+        "paper's reference uses none.",
+    )
+
     prompt_set: str | None = Field(
         None,
         description="Prompt set: 'paper' (the paper's information flow) or 'compact' "

@@ -10,13 +10,14 @@ the run's delimiters (metadata ``tpo_delimiters``) in their place.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import Field
 
+from langgraph_tpo.policy import PENALTIES
 from langgraph_tpo.prompts import UPDATE_END_TAG, UPDATE_START_TAG
 from langgraph_tpo.reward import RewardPair
 
@@ -110,6 +111,16 @@ class FakeNPolicy(FakePolicy):
 
     def _n(self, kwargs: dict[str, Any]) -> int:
         return int(kwargs.get("n", self.n))
+
+
+class FakePenaltyPolicy(FakeNPolicy):
+    """Like :class:`FakeNPolicy`, and declares (``SAMPLING_KWARGS``, as the in-process
+    models do) that it applies the repetition penalties, so a config that sets them runs;
+    they are recorded with the other kwargs of each call."""
+
+    SAMPLING_KWARGS: ClassVar[tuple[str, ...]] = (
+        "n", "temperature", "top_p", "max_tokens", "seed", *PENALTIES,
+    )  # fmt: skip
 
 
 class FakeBatchReward:

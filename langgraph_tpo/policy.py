@@ -23,6 +23,7 @@ from langgraph.config import get_config
 
 from langgraph_tpo.config import TPOConfig
 from langgraph_tpo.errors import (
+    ConfigError,
     ContextTooLongError,
     PolicyError,
     is_context_too_long,
@@ -73,6 +74,11 @@ def supports_n(policy: BaseChatModel) -> bool:
     return "n" in type(policy).model_fields
 
 
+PENALTIES = ("frequency_penalty", "presence_penalty", "repetition_penalty")
+# Not an OpenAI parameter: vLLM's server reads it from the request body's extra fields.
+BODY_PENALTY = "repetition_penalty"
+
+
 # What a chat model class can do does not change, and these checks run on every policy call.
 @cache
 def _is_openai_class(cls: type) -> bool:
@@ -84,6 +90,17 @@ def _may_forward(cls: type) -> bool:
     """Whether the class has a ``clients`` field or attribute (looking one up on a pydantic
     model that has none raises inside pydantic: slow on every call)."""
     return hasattr(cls, "clients") or "clients" in getattr(cls, "model_fields", {})
+
+
+@cache
+def _has_extra_body(cls: type) -> bool:
+    return "extra_body" in getattr(cls, "model_fields", {})
+
+
+@cache
+def _declared_penalties(cls: type) -> frozenset[str]:
+    """The penalties among the per-call kwargs a class declares in ``SAMPLING_KWARGS``."""
+    return frozenset(PENALTIES).intersection(getattr(cls, "SAMPLING_KWARGS", ()))
 
 
 @cache
@@ -144,6 +161,7 @@ def step_options(step: str, metadata: dict[str, Any] | None = None) -> dict[str,
 def sampling_kwargs(
     config: TPOConfig, *, seed_offset: int = 0, step: str = "sample"
 ) -> dict[str, Any]:
+    """The sampling kwargs of one policy call; the seed and the penalties only when set."""
     kwargs: dict[str, Any] = {
         "temperature": config.temperature,
         "top_p": config.top_p,
@@ -151,6 +169,57 @@ def sampling_kwargs(
     }
     if config.seed is not None:
         kwargs["seed"] = config.seed + seed_offset
+    penalties = set_penalties(config)
+    if penalties:
+        kwargs.update(penalties)
+    return kwargs
+
+
+def set_penalties(config: TPOConfig) -> dict[str, float]:
+    """The repetition controls ``config`` sets (none by default, as the paper)."""
+    found: dict[str, float] = {}
+    for name in PENALTIES:  # a plain loop: this runs on every policy call
+        value = getattr(config, name)
+        if value is not None:
+            found[name] = value
+    return found
+
+
+def accepted_penalties(policy: BaseChatModel) -> frozenset[str]:
+    """The penalties ``policy`` applies: all for OpenAI-compatible models, those a class lists
+    in its ``SAMPLING_KWARGS`` (:class:`~langgraph_tpo.backends.chat_base.SamplingChatModel`
+    does), none for any other chat model."""
+    if is_openai_compatible(policy):
+        return frozenset(PENALTIES)
+    return _declared_penalties(type(policy))
+
+
+def check_penalties(policy: BaseChatModel, config: TPOConfig) -> None:
+    """A :class:`ConfigError` naming the field and the model class when ``config`` sets a
+    penalty ``policy`` cannot apply (checked before any model call, not silently dropped)."""
+    wanted = set_penalties(config)
+    if not wanted:
+        return
+    missing = [name for name in wanted if name not in accepted_penalties(policy)]
+    if missing:
+        raise ConfigError(
+            f"the policy {type(policy).__name__} cannot apply {' or '.join(missing)}: unset "
+            f"{'it' if len(missing) == 1 else 'them'}, or use a policy that can (an "
+            "OpenAI-compatible server, in-process vLLM or transformers)"
+        )
+
+
+def openai_request(model: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` for an OpenAI-compatible ``model``: ``repetition_penalty`` moved into
+    ``extra_body``, and a call's ``extra_body`` merged over the model's own (a call kwarg
+    would replace it in ``ChatOpenAI``'s request)."""
+    if BODY_PENALTY in kwargs:
+        kwargs = dict(kwargs)
+        extra = {**(kwargs.get("extra_body") or {}), BODY_PENALTY: kwargs.pop(BODY_PENALTY)}
+        kwargs["extra_body"] = extra
+    own = getattr(model, "extra_body", None) if _has_extra_body(type(model)) else None
+    if own and "extra_body" in kwargs:
+        kwargs = {**kwargs, "extra_body": {**own, **kwargs["extra_body"]}}
     return kwargs
 
 
@@ -186,6 +255,7 @@ async def generate(
                 kwargs["stream"] = False
         if openai:
             kwargs["extra_headers"] = {STEP_HEADER: step}
+            return openai_request(policy, kwargs)
         return kwargs
 
     try:

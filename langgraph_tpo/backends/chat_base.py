@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
@@ -20,10 +20,12 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from langgraph_tpo.errors import ConfigError
-from langgraph_tpo.policy import sum_token_usage
+from langgraph_tpo.policy import PENALTIES, sum_token_usage
 
 # The per-call kwargs a SamplingChatModel accepts: each overrides the field of that name.
-SAMPLING_KWARGS = ("n", "temperature", "top_p", "max_tokens", "seed", "logprobs", "top_logprobs")
+SAMPLING_KWARGS = (
+    "n", "temperature", "top_p", "max_tokens", "seed", "logprobs", "top_logprobs", *PENALTIES,
+)  # fmt: skip
 
 
 class ChatModelBase(BaseChatModel):
@@ -65,7 +67,12 @@ class ChatModelBase(BaseChatModel):
 
 class SamplingChatModel(ChatModelBase):
     """A chat model that samples itself: the sampling fields, which per-call kwargs of the
-    same names override, and token usage summed over the prompts of one call."""
+    same names override, and token usage summed over the prompts of one call.
+
+    The penalties are None unless set (the model applies none); ``SAMPLING_KWARGS`` is what
+    :func:`~langgraph_tpo.policy.check_penalties` reads of the class."""
+
+    SAMPLING_KWARGS: ClassVar[tuple[str, ...]] = SAMPLING_KWARGS
 
     n: int = 1
     temperature: float = 0.7
@@ -74,19 +81,21 @@ class SamplingChatModel(ChatModelBase):
     seed: int | None = None
     logprobs: bool = False
     top_logprobs: int = 0
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    repetition_penalty: float | None = None
 
     def sampling_values(self, overrides: dict[str, Any]) -> dict[str, Any]:
         """The sampling fields with ``overrides`` (a call's kwargs) in their place; a kwarg
         that is none of them is a :class:`ConfigError` (LangChain's ``ls_*`` are ignored)."""
-        unknown = sorted(
-            k for k in overrides if k not in SAMPLING_KWARGS and not k.startswith("ls_")
-        )
+        accepted = self.SAMPLING_KWARGS
+        unknown = sorted(k for k in overrides if k not in accepted and not k.startswith("ls_"))
         if unknown:
             raise ConfigError(
                 f"{type(self).__name__} does not support {', '.join(unknown)}; "
-                f"it accepts {', '.join(SAMPLING_KWARGS)}"
+                f"it accepts {', '.join(accepted)}"
             )
-        return {name: overrides.get(name, getattr(self, name)) for name in SAMPLING_KWARGS}
+        return {name: overrides.get(name, getattr(self, name)) for name in accepted}
 
     def _combine_llm_outputs(self, llm_outputs: list[dict | None]) -> dict:
         return sum_token_usage(llm_outputs)

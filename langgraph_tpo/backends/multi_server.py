@@ -19,6 +19,7 @@ from pydantic import ConfigDict, Field, PrivateAttr
 
 from langgraph_tpo.backends.balancer import Balancer
 from langgraph_tpo.backends.chat_base import ChatModelBase
+from langgraph_tpo.policy import openai_request
 
 
 def policy_server_failed(exc: BaseException) -> bool:
@@ -30,7 +31,11 @@ def policy_server_failed(exc: BaseException) -> bool:
 
 
 class BalancedChatModel(ChatModelBase):
-    """Chat completions spread over ``clients`` (one ``ChatOpenAI`` per server URL)."""
+    """Chat completions spread over ``clients`` (one ``ChatOpenAI`` per server URL).
+
+    A call's kwargs go to the chosen client, ``repetition_penalty`` and ``extra_body`` as
+    :func:`~langgraph_tpo.policy.openai_request` puts them (over the client's ``extra_body``).
+    """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -81,7 +86,8 @@ class BalancedChatModel(ChatModelBase):
 
         async def send(url: str) -> LLMResult:
             # this model's run is the traced one: the client's own run would repeat it
-            return await self._by_url[url].agenerate([messages], stop=stop, **params)
+            client = self._by_url[url]
+            return await client.agenerate([messages], stop=stop, **openai_request(client, params))
 
         return _chat_result(await self._balancer.call(send, policy_server_failed))
 
@@ -91,7 +97,8 @@ class BalancedChatModel(ChatModelBase):
         params = self._invocation(kwargs.pop("n", None), kwargs)
 
         def send(url: str) -> LLMResult:
-            return self._by_url[url].generate([messages], stop=stop, **params)
+            client = self._by_url[url]
+            return client.generate([messages], stop=stop, **openai_request(client, params))
 
         return _chat_result(self._balancer.call_sync(send, policy_server_failed))
 

@@ -10,6 +10,7 @@ judge read both the same way.
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from pydantic import model_validator
 from langgraph_tpo.backends.causal_lm import LoadedModel, check_model_path, load_model
 from langgraph_tpo.backends.chat_base import Sample, SamplingChatModel, chat_result
 from langgraph_tpo.backends.nucleus import TemperatureTopP
+from langgraph_tpo.backends.penalties import penalty_processors
 from langgraph_tpo.errors import ConfigError, PolicyError
 from langgraph_tpo.reward import chat_role
 
@@ -41,6 +43,9 @@ class SamplingParams:
     seed: int | None
     logprobs: bool
     top_logprobs: int
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    repetition_penalty: float | None = None
 
     def validate(self) -> SamplingParams:
         if self.n < 1:
@@ -53,6 +58,12 @@ class SamplingParams:
             raise ConfigError(f"max_tokens must be >= 1, got {self.max_tokens}")
         if self.top_logprobs < 0:
             raise ConfigError(f"top_logprobs must be >= 0, got {self.top_logprobs}")
+        for name in ("frequency_penalty", "presence_penalty"):
+            value = getattr(self, name)
+            if value is not None and not -2.0 <= value <= 2.0:
+                raise ConfigError(f"{name} must be in [-2.0, 2.0], got {value}")
+        if self.repetition_penalty is not None and not 0 < self.repetition_penalty < math.inf:
+            raise ConfigError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
         return self
 
     @property
@@ -110,7 +121,9 @@ class TransformersChatModel(SamplingChatModel):
     """Chat model over ``AutoModelForCausalLM`` (default: SmolLM2-135M-Instruct on CPU).
 
     Reads: system/user/assistant messages; per-call kwargs ``n``, ``temperature``,
-    ``top_p``, ``max_tokens``, ``seed``, ``logprobs``, ``top_logprobs`` override the fields.
+    ``top_p``, ``max_tokens``, ``seed``, ``logprobs``, ``top_logprobs`` and the penalties
+    (``frequency_penalty``, ``presence_penalty``: OpenAI's, over the generated tokens;
+    ``repetition_penalty``: transformers') override the fields.
     Returns: a ``ChatResult`` with ``n`` generations. Each ``AIMessage`` carries
     ``usage_metadata`` (its prompt tokens and its own completion tokens) and
     ``response_metadata`` with ``finish_reason`` ("stop" or "length") and, when asked,
@@ -174,7 +187,15 @@ class TransformersChatModel(SamplingChatModel):
 def _generate_kwargs(
     params: SamplingParams, tokenizer: Any, prompt_len: int, stop: list[str]
 ) -> dict[str, Any]:
-    """``generate`` arguments: every setting explicit, so model defaults (top_k=50) don't leak."""
+    """``generate`` arguments: every setting explicit, so model defaults (top_k=50) don't leak.
+
+    The penalties that are set come first in the logits processors, before temperature and
+    top-p, greedy decoding included."""
+    from transformers import LogitsProcessorList
+
+    processors = penalty_processors(
+        params.frequency_penalty, params.presence_penalty, params.repetition_penalty, prompt_len
+    )
     kwargs: dict[str, Any] = {
         "max_new_tokens": params.max_tokens,
         "pad_token_id": tokenizer.pad_token_id,
@@ -184,18 +205,12 @@ def _generate_kwargs(
     if params.greedy:
         kwargs["do_sample"] = False
     else:
-        from transformers import LogitsProcessorList
-
         # temperature and top-p in one processor that avoids sorting the whole vocabulary
         # at every step (see nucleus.py); generate's own warpers are switched off
-        nucleus = TemperatureTopP(params.temperature, params.top_p)
-        kwargs.update(
-            do_sample=True,
-            temperature=1.0,
-            top_p=1.0,
-            top_k=0,
-            logits_processor=LogitsProcessorList([nucleus]),
-        )
+        processors.append(TemperatureTopP(params.temperature, params.top_p))
+        kwargs.update(do_sample=True, temperature=1.0, top_p=1.0, top_k=0)
+    if processors:
+        kwargs["logits_processor"] = LogitsProcessorList(processors)
     if stop:
         kwargs["stopping_criteria"] = [_StopOnStrings(tokenizer, prompt_len, stop)]
     return kwargs

@@ -31,6 +31,7 @@ from pydantic import ConfigDict, Field
 
 from langgraph_tpo.backends.chat_base import Sample, SamplingChatModel, chat_result
 from langgraph_tpo.errors import BackendUnavailableError, ConfigError
+from langgraph_tpo.policy import PENALTIES
 from langgraph_tpo.reward import chat_role
 
 T = TypeVar("T")
@@ -175,7 +176,9 @@ class VLLMChatModel(SamplingChatModel):
     """Chat model over an in-process vLLM async engine; ``n`` samples are one request.
 
     Reads: system/user/assistant messages; per-call kwargs ``n``, ``temperature``,
-    ``top_p``, ``max_tokens``, ``seed``, ``logprobs``, ``top_logprobs`` override the fields.
+    ``top_p``, ``max_tokens``, ``seed``, ``logprobs``, ``top_logprobs``,
+    ``frequency_penalty``, ``presence_penalty`` and ``repetition_penalty`` (vLLM's
+    ``SamplingParams`` of those names; unset: the model's defaults) override the fields.
     Returns: a ``ChatResult`` with ``n`` generations. Each ``AIMessage`` carries
     ``usage_metadata`` and ``response_metadata`` with ``finish_reason``, ``model_name``
     and, when asked, ``logprobs`` in the OpenAI format the vLLM server returns
@@ -214,16 +217,8 @@ class VLLMChatModel(SamplingChatModel):
                 f"prompt of {prompt_len} tokens exceeds the maximum context length "
                 f"{engine.max_model_len} of {self.model}"
             )
-        wants_logprobs = bool(values["logprobs"] or values["top_logprobs"])
         return SamplingParams(
-            **engine.sampling_defaults(),
-            n=values["n"],
-            temperature=values["temperature"],
-            top_p=values["top_p"],
-            max_tokens=min(values["max_tokens"], room),
-            seed=values["seed"],
-            stop=stop or None,
-            logprobs=int(values["top_logprobs"]) if wants_logprobs else None,
+            **sampling_param_values(values, engine.sampling_defaults(), stop, room),
             output_kind=RequestOutputKind.FINAL_ONLY,
         )
 
@@ -248,6 +243,28 @@ class VLLMChatModel(SamplingChatModel):
     ) -> ChatResult:
         engine = await asyncio.to_thread(self.engine)  # the first call loads the model
         return await asyncio.wrap_future(engine.submit(self._run(engine, messages, stop, kwargs)))
+
+
+def sampling_param_values(
+    values: Mapping[str, Any], defaults: Mapping[str, Any], stop: list[str] | None, room: int
+) -> dict[str, Any]:
+    """The ``vllm.SamplingParams`` arguments of one request: the model's ``defaults`` (its
+    generation_config, as the server uses for unset fields), then the call's sampling
+    ``values``; a penalty only when set, so an unset one keeps the model's default.
+    ``max_tokens`` is cut to the ``room`` left in the context window."""
+    wants_logprobs = bool(values["logprobs"] or values["top_logprobs"])
+    penalties = {name: values[name] for name in PENALTIES if values.get(name) is not None}
+    return {
+        **defaults,
+        **penalties,
+        "n": values["n"],
+        "temperature": values["temperature"],
+        "top_p": values["top_p"],
+        "max_tokens": min(values["max_tokens"], room),
+        "seed": values["seed"],
+        "stop": stop or None,
+        "logprobs": int(values["top_logprobs"]) if wants_logprobs else None,
+    }
 
 
 def _chat_result(output: Any, model: str, top_k: int | None, tokenizer: Any) -> ChatResult:

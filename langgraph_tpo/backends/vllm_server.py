@@ -1,7 +1,9 @@
 """Backends that talk to a running vLLM server over HTTP.
 
 * :func:`vllm_chat_model` is the policy: a LangChain ``ChatOpenAI`` pointed at vLLM's
-  OpenAI-compatible ``/v1`` API (``n``, ``seed`` and ``logprobs`` pass straight through).
+  OpenAI-compatible ``/v1`` API (``n``, ``seed`` and ``logprobs`` pass straight through;
+  of the penalties a TPO config sets, ``repetition_penalty`` goes in the request body's
+  extra fields, see :func:`~langgraph_tpo.policy.openai_request`).
 * :class:`VLLMServerReward` is the reward: ``POST /classify`` on a vLLM server started with
   ``--runner pooling`` on a sequence-classification model. With a local tokenizer it renders
   each (conversation, response) pair with the reward model's chat template and scores the

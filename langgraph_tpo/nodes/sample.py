@@ -19,7 +19,7 @@ from langgraph_tpo.nodes.common import (
     run_config,
 )
 from langgraph_tpo.nodes.review import check_can_review
-from langgraph_tpo.policy import generate
+from langgraph_tpo.policy import check_penalties, generate
 from langgraph_tpo.prompts import PromptSet
 from langgraph_tpo.prompts.render import make_nonce, sample_messages
 from langgraph_tpo.reward import Conversation, chat_role
@@ -93,10 +93,12 @@ def make_sample_node(deps: NodeDeps) -> NodeFn:
         record (``iteration_usage``, ``extraction_counts``, ``dropped``, ...).
 
         Empty outputs, outputs that only echo the prompt set's scaffolding and (with
-        ``drop_degenerate``) loops are dropped (``dropped``; see :func:`usable_samples`)."""
+        ``drop_degenerate``) loops are dropped (``dropped``; see :func:`usable_samples`).
+        A penalty the policy cannot apply is a ConfigError before any model call."""
         conversation = read_conversation(state)
         config = run_config(deps)
         check_can_review(config)
+        check_penalties(deps.policy, config)
         prompts = prompts_for(deps, config)
         messages = sample_messages(prompts, conversation)
         result = await generate(deps.policy, messages, config.num_samples, config, step="sample")

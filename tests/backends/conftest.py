@@ -14,7 +14,9 @@ from testsupport.models import write_tiny_reward_model
 
 # Without the `local` extra (torch, transformers) only the model-free tests can run.
 if importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None:
-    collect_ignore = ["test_transformers_chat.py", "test_transformers_reward.py"]
+    collect_ignore = [
+        "test_transformers_chat.py", "test_transformers_reward.py", "test_penalties.py",
+    ]  # fmt: skip
 
 
 @pytest.fixture(scope="session")

@@ -124,6 +124,9 @@ def test_bad_config_file_is_one_red_line(
         (["--policy-url", "http://127.0.0.1:9/v1"], "policy_url needs policy_model"),
         (["--reward-path", "rm", "--reward-device", "gpu"], "reward device must be cpu"),
         (["--reward-path", "rm", "--reward-dtype", "fp8"], "reward dtype must be one of"),
+        (["--frequency-penalty", "2.5"], "frequency_penalty"),
+        (["--presence-penalty=-3"], "presence_penalty"),
+        (["--repetition-penalty", "0"], "repetition_penalty"),
     ],
 )
 def test_invalid_settings_are_one_red_line(
@@ -133,6 +136,25 @@ def test_invalid_settings_are_one_red_line(
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ") and message in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_a_penalty_the_policy_cannot_apply_is_one_red_line_before_any_call(
+    cli: CliRunner, fake_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TPO_PRESENCE_PENALTY", "0.5")
+    result = invoke(cli, ["run", QUERY, "--repetition-penalty", "1.2"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: the policy FakeTPOPolicy cannot apply ")
+    assert "repetition_penalty" in result.stderr and "presence_penalty" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert policy_calls(Path(fake_env["TPO_FAKE_LOG"])) == []  # no policy call was made
+
+
+def test_help_lists_the_repetition_controls(cli: CliRunner) -> None:
+    result = invoke(cli, ["run", "--help"])
+    for flag in ("--frequency-penalty", "--presence-penalty", "--repetition-penalty"):
+        assert flag in result.output
+    assert "TPO_REPETITION_PENALTY" in result.output
 
 
 def test_api_key_never_appears_in_any_output(

@@ -67,6 +67,9 @@ async def test_bad_graph_input_is_rejected_before_any_model_call(
         ({"temperature": "0.5"}, "temperature"),
         ({"seed": False}, "seed"),
         ({"review_gradient": "yes"}, "review_gradient"),
+        ({"frequency_penalty": 2.5}, "frequency_penalty"),
+        ({"presence_penalty": -2.5}, "presence_penalty"),
+        ({"repetition_penalty": 0.0}, "repetition_penalty"),
     ],
 )
 async def test_bad_run_settings_are_rejected_before_any_model_call(
@@ -137,6 +140,8 @@ def cli_error(runner: CliRunner, args: list[str], stdin: str | None = None) -> s
         (["run", QUERY, "--mode", "greedy"], None, "mode"),
         (["run", QUERY, "--threshold", "nan"], None, "score_threshold"),
         (["run", QUERY, "--max-tokens", "0"], None, "max_tokens"),
+        (["run", QUERY, "--frequency-penalty", "2.5"], None, "frequency_penalty"),
+        (["run", QUERY, "--repetition-penalty", "-1"], None, "repetition_penalty"),
     ],
 )
 def test_cli_bad_input_is_one_line_before_any_model_call(
