@@ -120,7 +120,7 @@ class TPOConfig(BaseModel):
         "reference's rule): only text after an opening delimiter, other outputs dropped.",
     )
 
-    drop_degenerate: bool = Field(
+    drop_loops: bool = Field(
         True,
         description="Drop responses that are mostly repetition (half their lines or word "
         "4-grams repeat earlier ones) in sample and update, counted as 'degenerate'; "

@@ -14,7 +14,7 @@ repeats most of itself: "Your answer is a little piece of yourself." eighteen ti
 about 0.9 on both. Short texts are never degenerate: a haiku may repeat a line.
 
 ``sample`` and ``update`` drop degenerate outputs and count them (``degenerate`` in the
-iteration's extraction counts) unless ``TPOConfig.drop_degenerate`` is off.
+iteration's extraction counts) unless ``TPOConfig.drop_loops`` is off.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ DELAY_ENV = "TPO_FAKE_DELAY"
 LOG_ENV = "TPO_FAKE_LOG"
 FAIL_ENV = "TPO_FAKE_FAIL"
 WORD = "good"
-_QUALITY = re.compile(rf"answer:((?: {WORD})+)")
+_QUALITY = re.compile(rf"answer:((?: {WORD}\d+)+)")
 POLICY_FACTORY = "testsupport.fake_backends:policy"
 REWARD_FACTORY = "testsupport.fake_backends:reward"
 FAKE_FACTORIES = {"TPO_POLICY_FACTORY": POLICY_FACTORY, "TPO_REWARD_FACTORY": REWARD_FACTORY}
@@ -56,7 +56,9 @@ def _rng(*parts: Any) -> random.Random:
 
 
 def _answer(words: int) -> str:
-    return "answer:" + f" {WORD}" * max(1, words)
+    # numbered, so a long answer is not a loop (langgraph_tpo.degeneration) but still
+    # counts its words: "answer: good1 good2 good3"
+    return "answer:" + "".join(f" {WORD}{i}" for i in range(1, max(1, words) + 1))
 
 
 def _best_in(messages: list[BaseMessage]) -> int:

@@ -64,11 +64,11 @@ def _from_messages(messages: list[Any]) -> Conversation:
 
 
 def usable_samples(
-    prompts: PromptSet, outputs: list[str], drop_degenerate: bool
+    prompts: PromptSet, outputs: list[str], drop_loops: bool
 ) -> tuple[list[str], dict[str, int]]:
     """The outputs worth scoring, and how many were ``scaffolding`` or ``degenerate``.
 
-    Empty outputs and echoes of the prompt set go. Loops go too when ``drop_degenerate``,
+    Empty outputs and echoes of the prompt set go. Loops go too when ``drop_loops``,
     unless every remaining output loops: a run then still has an answer to return, and
     the count says what it is made of.
     """
@@ -77,7 +77,7 @@ def usable_samples(
     echoes = sum(1 for t in outputs if t.strip()) - len(texts)
     if echoes:
         counts["scaffolding"] = echoes
-    if drop_degenerate:
+    if drop_loops:
         loops = [is_degenerate(t) for t in texts]
         if any(loops):
             counts["degenerate"] = sum(loops)
@@ -93,7 +93,7 @@ def make_sample_node(deps: NodeDeps) -> NodeFn:
         record (``iteration_usage``, ``extraction_counts``, ``dropped``, ...).
 
         Empty outputs, outputs that only echo the prompt set's scaffolding and (with
-        ``drop_degenerate``) loops are dropped (``dropped``; see :func:`usable_samples`).
+        ``drop_loops``) loops are dropped (``dropped``; see :func:`usable_samples`).
         A penalty the policy cannot apply is a ConfigError before any model call."""
         conversation = read_conversation(state)
         config = run_config(deps)
@@ -102,7 +102,7 @@ def make_sample_node(deps: NodeDeps) -> NodeFn:
         prompts = prompts_for(deps, config)
         messages = sample_messages(prompts, conversation)
         result = await generate(deps.policy, messages, config.num_samples, config, step="sample")
-        texts, counts = usable_samples(prompts, result.texts, config.drop_degenerate)
+        texts, counts = usable_samples(prompts, result.texts, config.drop_loops)
         return {
             **new_iteration_record(),
             "iteration_usage": Overwrite(result.usage.as_dict()),

@@ -30,16 +30,16 @@ def read_output(
     delimiters: tuple[str, str],
     rule: str,
     *,
-    drop_degenerate: bool = False,
+    drop_loops: bool = False,
 ) -> tuple[str | None, Extraction]:
     """The new response in one update output; scaffolding echoed back counts as none, and
-    so does a loop when ``drop_degenerate``."""
+    so does a loop when ``drop_loops``."""
     response, used = extract_response(text, delimiters, rule=rule)  # type: ignore[arg-type]
     if response is None:
         return None, used
     if prompts.is_scaffolding(response):
         return None, "scaffolding"
-    if drop_degenerate and is_degenerate(response):
+    if drop_loops and is_degenerate(response):
         return None, "degenerate"
     return response, used
 
@@ -50,7 +50,7 @@ def make_update_node(deps: NodeDeps) -> NodeFn:
         writes ``pending``, the next ``iteration`` and, with ``review_gradient``, the human's
         ``review_decision`` (and the edited ``textual_gradient``).
 
-        Outputs with no usable text, echoed scaffolding or (``drop_degenerate``) a loop are
+        Outputs with no usable text, echoed scaffolding or (``drop_loops``) a loop are
         dropped (``dropped``); ``extraction_counts`` counts how each output was read.
         """
         config = run_config(deps)
@@ -77,7 +77,7 @@ def make_update_node(deps: NodeDeps) -> NodeFn:
         )
         read = {  # identical outputs (common at low temperature) are read once
             text: read_output(
-                prompts, text, delimiters, config.extraction, drop_degenerate=config.drop_degenerate
+                prompts, text, delimiters, config.extraction, drop_loops=config.drop_loops
             )
             for text in dict.fromkeys(result.texts)
         }

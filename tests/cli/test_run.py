@@ -150,7 +150,10 @@ def test_a_penalty_the_policy_cannot_apply_is_one_red_line_before_any_call(
     assert policy_calls(Path(fake_env["TPO_FAKE_LOG"])) == []  # no policy call was made
 
 
-def test_help_lists_the_repetition_controls(cli: CliRunner) -> None:
+def test_help_lists_the_repetition_controls(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # room for whole names: rich folds long words
     result = invoke(cli, ["run", "--help"])
     for flag in ("--frequency-penalty", "--presence-penalty", "--repetition-penalty"):
         assert flag in result.output

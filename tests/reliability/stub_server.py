@@ -73,7 +73,9 @@ def _number(*parts: Any) -> int:
 
 
 def _answer(words: int) -> str:
-    return "answer:" + f" {WORD}" * max(1, words)
+    # numbered, so a long answer is not a loop (langgraph_tpo.degeneration) but still
+    # counts its words: "answer: good1 good2 good3"
+    return "answer:" + "".join(f" {WORD}{i}" for i in range(1, max(1, words) + 1))
 
 
 def generate(kind: str, prompt: str, index: int, seed: Any, tags: tuple[str, str] = PLAIN) -> str:

@@ -120,8 +120,8 @@ def test_cli_persistent_503_is_one_line_after_the_retries(
 
 async def test_context_overflow_is_cut_and_retried_once(backends: Backends) -> None:
     """The loss, gradient and update prompts quoting 300- and 200-word responses overflow a
-    2200-character window; cut to 100 tokens each they fit."""
-    backends.policy.configure({"outputs": LONG_SAMPLES, "max_prompt_chars": 2200})
+    3000-character window; cut to 100 tokens each they fit."""
+    backends.policy.configure({"outputs": LONG_SAMPLES, "max_prompt_chars": 3000})
     config = SMALL.with_overrides({"max_context_tokens": 400})
     graph = create_tpo_graph(backends.chat_model(), backends.reward_model(), config, retry=QUICK)
     out = await graph.ainvoke({"query": QUERY})

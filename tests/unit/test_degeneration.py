@@ -93,7 +93,7 @@ def test_sample_drops_a_loop_and_counts_it() -> None:
 
 
 def test_off_keeps_loops_as_the_reference_does() -> None:
-    out, _ = run({"sample", "update"}, drop_degenerate=False)
+    out, _ = run({"sample", "update"}, drop_loops=False)
     assert out["response"] == DEMO_LOOP  # the highest-scored text, loop or not
     assert all(entry["dropped"] == 0 for entry in out["trajectory"])
     assert "degenerate" not in (out["trajectory"][1]["extraction"] or {})
