@@ -71,7 +71,7 @@ def _layout(path: Path, format: str, first: Row, columns: list[str] | None) -> B
     if format != "auto":
         layout = format_named(format)
         if columns is not None and not layout.matches(set(columns)):
-            raise DataError(f"{where}: {_no_match(columns, 'column')} of {layout.describe()}")
+            raise DataError(f"{where}: {_has(columns, 'column')}, not those of {layout.describe()}")
         return layout
     if columns is None and isinstance(first.value, str):
         return format_named("plain")
@@ -79,7 +79,10 @@ def _layout(path: Path, format: str, first: Row, columns: list[str] | None) -> B
     layout = detect_format(set(fields))
     if layout is None:
         what = "column" if columns is not None else "field"
-        raise DataError(f"{where}: {_no_match(fields, what)} of a known format: {known_formats()}")
+        raise DataError(
+            f"{where}: {_has(fields, what)}, which match no known format; formats (and the "
+            f"{what}s that identify them): {known_formats()}"
+        )
     return layout
 
 
@@ -87,9 +90,9 @@ def _fields_of(value: Any) -> list[str]:
     return [str(k) for k in value] if isinstance(value, dict) else []
 
 
-def _no_match(fields: list[str], what: str) -> str:
+def _has(fields: list[str], what: str) -> str:
     listed = ", ".join(repr(f) for f in fields) or "none"
-    return f"the {what}s ({listed}) lack the {what}s"
+    return f"has the {what}s {listed}"
 
 
 def read_rows(path: Path) -> tuple[list[Row], list[str] | None]:
