@@ -1,4 +1,5 @@
-"""``tpo``: the command line (``run``, ``eval``, ``report``, ``serve``, ``prompts``).
+"""``tpo``: the command line (``run``, ``eval``, ``report``, ``export``, ``serve``,
+``prompts``).
 
 Each command's module is imported only when that command runs (or shows its help), so
 ``tpo --help`` answers without importing LangGraph, LangChain or the model backends.
@@ -26,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("langgraph_tpo.cli.run", "run"),
     "eval": ("langgraph_tpo.cli.evaluate", "eval_command"),
     "report": ("langgraph_tpo.cli.report", "report_command"),
+    "export": ("langgraph_tpo.cli.export", "export_command"),
     "serve": ("langgraph_tpo.cli.serve", "serve"),
     "prompts": ("langgraph_tpo.cli.prompts_cmd", "prompts_app"),
 }

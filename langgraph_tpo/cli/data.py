@@ -1,52 +1,151 @@
-"""Read the prompts of ``tpo eval``: a JSON list, JSONL records, or a CSV table.
+"""Read the prompts of ``tpo eval``: a JSON list, JSONL records (optionally gzipped), a CSV
+table, or (with the ``datasets`` extra) Parquet and a dataset saved with ``save_to_disk``.
 
-Every format is read and checked in full before any model work: the first malformed line
-or record raises :class:`DataError` naming the file, its line number and the field.
+Every record is read in a published benchmark layout (:mod:`langgraph_tpo.cli.benchmarks`):
+forced with ``--format NAME``, else detected from the first record's fields. Every file is
+read and checked in full before any model work: the first malformed line or record raises
+:class:`DataError` naming the file, its line (or row) number and the field.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from langgraph_tpo.errors import ConfigError
+from langgraph_tpo.cli.benchmarks import (
+    FORMAT_NAMES,
+    ID_FIELD,
+    BenchmarkFormat,
+    DataError,
+    PromptRecord,
+    Row,
+    detect_format,
+    format_named,
+    known_formats,
+)
 
-PROMPT_FIELDS = ("prompt", "query", "instruction")
-ID_FIELD = "id"
-_FIELDS_TEXT = "'prompt' (or 'query', or 'instruction')"
+__all__ = ["FORMAT_NAMES", "DataError", "Dataset", "PromptRecord", "load_dataset", "load_prompts"]
 
-
-class DataError(ConfigError):
-    """A dataset line or record cannot be used; the message names the line and field."""
+TABLE_SUFFIXES = (".parquet",)
+DATASETS_EXTRA = "pip install 'langgraph-tpo[datasets]'"
 
 
 @dataclass(frozen=True)
-class PromptRecord:
-    """One prompt of the dataset, with the line it starts on and its optional id."""
+class Dataset:
+    """The prompts of a file and the layout they were read in."""
 
-    line: int
-    prompt: str
-    id: str | int | None = None
+    format: str
+    records: list[PromptRecord]
+    detected: bool
 
 
-def load_prompts(path: Path) -> list[PromptRecord]:
-    """All prompts of ``path``; the format comes from the suffix, else from the content."""
+def load_prompts(path: Path, format: str = "auto") -> list[PromptRecord]:
+    """All prompts of ``path`` (see :func:`load_dataset`)."""
+    return load_dataset(path, format).records
+
+
+def load_dataset(path: Path, format: str = "auto") -> Dataset:
+    """All prompts of ``path`` read in layout ``format`` (``auto``: detected)."""
+    rows, columns = read_rows(path)
+    if not rows:
+        raise DataError(f"{path}: no prompts found")
+    layout = _layout(path, format, rows[0], columns)
+    records = [layout.record(f"{path}: {row.unit} {row.line}", row) for row in rows]
+    _check_unique_ids(path, records)
+    return Dataset(layout.name, records, detected=format == "auto")
+
+
+def _layout(path: Path, format: str, first: Row, columns: list[str] | None) -> BenchmarkFormat:
+    """The forced layout (its fields checked against a table's header), else the detected one."""
+    where = (
+        f"{path}: line 1"
+        if columns is not None and first.unit == "line"
+        else (f"{path}: {first.unit} {first.line}")
+    )
+    if format != "auto":
+        layout = format_named(format)
+        if columns is not None and not layout.matches(set(columns)):
+            raise DataError(f"{where}: {_has(columns, 'column')}, not those of {layout.describe()}")
+        return layout
+    if columns is None and isinstance(first.value, str):
+        return format_named("plain")
+    fields = columns if columns is not None else list(_fields_of(first.value))
+    layout = detect_format(set(fields))
+    if layout is None:
+        what = "column" if columns is not None else "field"
+        raise DataError(
+            f"{where}: {_has(fields, what)}, which match no known format; formats (and the "
+            f"{what}s that identify them): {known_formats()}"
+        )
+    return layout
+
+
+def _fields_of(value: Any) -> list[str]:
+    return [str(k) for k in value] if isinstance(value, dict) else []
+
+
+def _has(fields: list[str], what: str) -> str:
+    listed = ", ".join(repr(f) for f in fields) or "none"
+    return f"has the {what}s {listed}"
+
+
+def read_rows(path: Path) -> tuple[list[Row], list[str] | None]:
+    """Every record of ``path`` with its line, and the header's columns (CSV, Parquet)."""
+    if path.is_dir() or path.suffix.lower() in TABLE_SUFFIXES:
+        return _read_table(path)
+    text = _read_text(path)
+    kind = _format_of(_unzipped_name(path), text)
+    if kind == "csv":
+        return _read_csv(_unzipped_name(path), path, text)
+    reader = _read_json_list if kind == "json" else _read_jsonl
+    return list(reader(path, text)), None
+
+
+def _unzipped_name(path: Path) -> Path:
+    return path.with_suffix("") if path.suffix.lower() == ".gz" else path
+
+
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        data = path.read_bytes()
+        if path.suffix.lower() == ".gz":
+            data = gzip.decompress(data)
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text ({exc})") from exc
-    kind = _format_of(path, text)
-    reader = {"json": _read_json_list, "jsonl": _read_jsonl, "csv": _read_csv}[kind]
-    records = list(reader(path, text))
-    if not records:
-        raise DataError(f"{path}: no prompts found")
-    _check_unique_ids(path, records)
-    return records
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: cannot be read ({exc})") from exc
+
+
+def _read_table(path: Path) -> tuple[list[Row], list[str]]:
+    """A Parquet file, or a directory written by ``save_to_disk``, through ``datasets``."""
+    try:
+        import datasets
+    except ImportError:
+        raise DataError(
+            f"{path}: reading Parquet files and save_to_disk directories needs the optional "
+            f"'datasets' extra: {DATASETS_EXTRA}"
+        ) from None
+    try:
+        if path.is_dir():
+            table = datasets.load_from_disk(str(path), keep_in_memory=True)
+        else:
+            table = datasets.Dataset.from_parquet(str(path), keep_in_memory=True)
+    except (OSError, ValueError, FileNotFoundError) as exc:
+        raise DataError(f"{path}: not a dataset that 'datasets' can read ({exc})") from exc
+    if isinstance(table, datasets.DatasetDict):
+        raise DataError(
+            f"{path}: holds several splits ({', '.join(table)}); give one split's directory, "
+            f"e.g. {path / next(iter(table))}"
+        )
+    rows = [Row(n, value, "row", "row") for n, value in enumerate(table, start=1)]
+    return rows, list(table.column_names)
 
 
 def _format_of(path: Path, text: str) -> str:
@@ -69,7 +168,7 @@ def _line_of(text: str, pos: int) -> int:
     return text.count("\n", 0, pos) + 1
 
 
-def _read_json_list(path: Path, text: str) -> Iterator[PromptRecord]:
+def _read_json_list(path: Path, text: str) -> Iterator[Row]:
     """A JSON array of strings or of records; each item's line is where it starts."""
     decoder = json.JSONDecoder()
     pos = _skip_space(text, 0)
@@ -86,7 +185,7 @@ def _read_json_list(path: Path, text: str) -> Iterator[PromptRecord]:
             raise DataError(
                 f"{path}: line {exc.lineno}: item {item}: not valid JSON ({exc.msg})"
             ) from exc
-        yield _record(path, line, value, f"item {item}")
+        yield Row(line, value, f"item {item}")
         pos = _skip_space(text, pos)
         if text.startswith(",", pos):
             pos = _skip_space(text, pos + 1)
@@ -104,7 +203,7 @@ def _skip_space(text: str, pos: int) -> int:
     return pos
 
 
-def _read_jsonl(path: Path, text: str) -> Iterator[PromptRecord]:
+def _read_jsonl(path: Path, text: str) -> Iterator[Row]:
     """One JSON record (or one JSON string) per line; blank lines are skipped."""
     for number, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
@@ -113,56 +212,24 @@ def _read_jsonl(path: Path, text: str) -> Iterator[PromptRecord]:
             value = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}: line {number}: not valid JSON ({exc.msg})") from exc
-        yield _record(path, number, value, "record")
+        yield Row(number, value)
 
 
-def _read_csv(path: Path, text: str) -> Iterator[PromptRecord]:
-    """A CSV (or TSV) table with a header row holding a prompt column (and maybe ``id``)."""
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+def _read_csv(name: Path, path: Path, text: str) -> tuple[list[Row], list[str]]:
+    """A CSV (or TSV) table with a header row; an empty ``id`` cell is no id."""
+    delimiter = "\t" if name.suffix.lower() == ".tsv" else ","
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     columns = [c.strip() for c in reader.fieldnames or []]
     reader.fieldnames = columns
-    if not any(c in PROMPT_FIELDS for c in columns):
-        raise DataError(
-            f"{path}: line 1: no {_FIELDS_TEXT} column in the header (columns: "
-            f"{', '.join(repr(c) for c in columns) or 'none'})"
-        )
+    rows = []
     start = 2
     for row in reader:
         if None in row:
             raise DataError(f"{path}: line {start}: more cells than header columns")
         if any(row.values()):
-            row_id = row.get(ID_FIELD) or None
-            yield _record(path, start, {**row, ID_FIELD: row_id}, "row")
+            rows.append(Row(start, {**row, ID_FIELD: row.get(ID_FIELD) or None}, "row"))
         start = reader.line_num + 1
-
-
-def _record(path: Path, line: int, value: Any, what: str) -> PromptRecord:
-    """Turn one parsed item into a PromptRecord, or raise naming the line and field."""
-    where = f"{path}: line {line}"
-    if isinstance(value, str):
-        if not value.strip():
-            raise DataError(f"{where}: {what} is an empty prompt")
-        return PromptRecord(line, value)
-    if not isinstance(value, Mapping):
-        raise DataError(
-            f"{where}: {what} must be a string or an object with a {_FIELDS_TEXT} field, "
-            f"got {type(value).__name__}"
-        )
-    field = next((f for f in PROMPT_FIELDS if value.get(f) is not None), None)
-    if field is None:
-        raise DataError(f"{where}: field 'prompt' missing: {what} has no {_FIELDS_TEXT} field")
-    prompt = value[field]
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise DataError(f"{where}: field '{field}' must be a non-empty string, got {prompt!r}")
-    record_id = value.get(ID_FIELD)
-    if record_id is not None and (
-        isinstance(record_id, bool) or not isinstance(record_id, str | int)
-    ):
-        raise DataError(
-            f"{where}: field 'id' must be a string or an integer, got {type(record_id).__name__}"
-        )
-    return PromptRecord(line, prompt, record_id)
+    return rows, columns
 
 
 def _check_unique_ids(path: Path, records: list[PromptRecord]) -> None:

@@ -61,7 +61,7 @@ def plan_items(records: list[PromptRecord], methods: list[str]) -> tuple[list[Wo
     duplicates = 0
     for record in records:
         for method in methods:
-            key = result_key(method, record.id, record.prompt)
+            key = result_key(method, record.id, record.text)
             if key in items:
                 duplicates += 1
                 continue
@@ -73,7 +73,16 @@ def record_id(record: PromptRecord) -> dict[str, Any]:
     """``id`` (the data's, else derived from the prompt: never null) and where it came from."""
     if record.id is not None:
         return {"id": record.id, "id_from": "data"}
-    return {"id": prompt_id(record.prompt), "id_from": "prompt"}
+    return {"id": prompt_id(record.text), "id_from": "prompt"}
+
+
+def record_fields(record: PromptRecord) -> dict[str, Any]:
+    """What a result line keeps of the data: the conversation when it has several turns,
+    the layout it was read in, its category-like fields and a reference answer."""
+    kept: dict[str, Any] = dict(record.fields)
+    if record.messages is not None:
+        kept["messages"] = [dict(m) for m in record.messages]
+    return kept
 
 
 def result_line(
@@ -90,6 +99,7 @@ def result_line(
         **record_id(item.record),
         "line": item.record.line,
         "prompt": item.record.prompt,
+        **record_fields(item.record),
         "method": item.method,
         "response": out.get("response"),
         "score": out.get("score"),

@@ -44,7 +44,7 @@ from langgraph_tpo.cli.console import (
     note,
     stderr_console,
 )
-from langgraph_tpo.cli.data import load_prompts
+from langgraph_tpo.cli.data import FORMAT_NAMES, load_dataset
 from langgraph_tpo.cli.eval_plan import (
     WorkItem,
     config_mismatches,
@@ -119,7 +119,7 @@ class EvalRunner:
         so a cancelled item writes nothing and a finished one is always written."""
         start = time.perf_counter()
         with count_requests() as requests:
-            out = await self.graphs[item.method].ainvoke({"query": item.record.prompt})
+            out = await self.graphs[item.method].ainvoke(item.record.graph_input())
         line = result_line(
             item, out, time.perf_counter() - start, self.configs[item.method], self.backend
         )
@@ -241,10 +241,11 @@ def eval_command(
         Path,
         typer.Argument(
             exists=True,
-            dir_okay=False,
             help="Prompts: a JSON list of strings (like the TPO repo's data/sample.json), JSONL "
-            "records with a 'prompt' (or 'query', or 'instruction') field and an optional 'id', "
-            "or CSV with such a column. Checked in full before any model work.",
+            "(or .jsonl.gz) records, CSV, or with the 'datasets' extra Parquet or a save_to_disk "
+            "directory; records with a 'prompt' (or 'query', or 'instruction') field and an "
+            "optional 'id', a 'messages' conversation, or a benchmark as published (see "
+            "--format). Checked in full before any model work.",
         ),
     ],
     out: Annotated[
@@ -286,6 +287,15 @@ def eval_command(
             "retries them). Default: 10.",
         ),
     ] = None,
+    data_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="Layout of DATA: auto (detected from the first record's fields, and printed) "
+            f"or one of {', '.join(FORMAT_NAMES)}. The benchmark's id and category-like fields "
+            "(dataset, category, cluster, type, subject, level, ...) go into each result line.",
+        ),
+    ] = "auto",
     *,
     settings: o.CommandSettings,
 ) -> None:
@@ -305,7 +315,7 @@ def eval_command(
         max_errors = settings.option("max_errors", max_errors, 10)
         methods = parse_methods(settings.flags.get("mode"), compare, config)
         configs = {m: method_config(config, m, bool(compare)) for m in methods}
-        items = _work_items(console, data, limit, methods)
+        items = _work_items(console, data, data_format, limit, methods)
         with open_results(out) as writer:
             pending, done_before = _pending(console, writer, items, configs)
             if not pending:
@@ -328,10 +338,13 @@ def eval_command(
 
 
 def _work_items(
-    console: Console, data: Path, limit: int | None, methods: list[str]
+    console: Console, data: Path, data_format: str, limit: int | None, methods: list[str]
 ) -> list[WorkItem]:
     """Read and check DATA in full (before any model work), then plan the items."""
-    items, duplicates = plan_items(load_prompts(data)[:limit], methods)
+    dataset = load_dataset(data, data_format)
+    how = "detected; --format to force another" if dataset.detected else "--format"
+    note(console, f"reading {data} as {dataset.format} ({how})")
+    items, duplicates = plan_items(dataset.records[:limit], methods)
     if duplicates:
         note(console, f"note: {duplicates} duplicate prompts (same id, or same text) run once")
     return items

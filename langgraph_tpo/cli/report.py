@@ -30,7 +30,7 @@ from rich.table import Table
 
 from langgraph_tpo.cli.console import exit_on_error, note, stderr_console
 from langgraph_tpo.cli.eval_plan import METHODS
-from langgraph_tpo.cli.results import data_id, line_key, read_results
+from langgraph_tpo.cli.results import data_id, line_key, line_text, read_results
 from langgraph_tpo.errors import ConfigError
 
 BANDS = {"std": "±1 std across prompts", "iqr": "interquartile range (25th-75th percentile)"}
@@ -168,9 +168,9 @@ def summarize(method: str, lines: list[dict[str, Any]]) -> MethodSummary:
 
 
 def prompt_identity(line: dict[str, Any]) -> str:
-    """The prompt a line answers, across methods: its id, else its text."""
+    """The prompt a line answers, across methods: its id, else its text (or conversation)."""
     given = data_id(line)
-    return f"id:{given}" if given is not None else f"prompt:{line.get('prompt')}"
+    return f"id:{given}" if given is not None else f"prompt:{line_text(line)}"
 
 
 def head_to_head(groups: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:

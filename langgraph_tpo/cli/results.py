@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from langgraph_tpo.cli.benchmarks import conversation_text
 from langgraph_tpo.errors import ConfigError
 
 
@@ -43,9 +44,18 @@ def data_id(line: dict[str, Any]) -> str | int | None:
     return None if line.get("id_from") == "prompt" else line.get("id")
 
 
+def line_text(line: dict[str, Any]) -> str:
+    """What identifies a result line's prompt without an id: its ``prompt``, or for a
+    conversation of several turns the whole of its ``messages``."""
+    messages = line.get("messages")
+    if isinstance(messages, list) and messages:
+        return conversation_text(messages)
+    return str(line.get("prompt", ""))
+
+
 def line_key(line: dict[str, Any]) -> str:
-    """The key of a result line, from its ``method``, ``id`` and ``prompt`` fields."""
-    return result_key(str(line.get("method")), data_id(line), str(line.get("prompt", "")))
+    """The key of a result line, from its ``method``, ``id`` and prompt (or messages)."""
+    return result_key(str(line.get("method")), data_id(line), line_text(line))
 
 
 @dataclass
