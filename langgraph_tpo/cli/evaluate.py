@@ -342,8 +342,9 @@ def _work_items(
 ) -> list[WorkItem]:
     """Read and check DATA in full (before any model work), then plan the items."""
     dataset = load_dataset(data, data_format)
-    how = "detected; --format to force another" if dataset.detected else "--format"
-    note(console, f"reading {data} as {dataset.format} ({how})")
+    if dataset.format != "plain":  # a benchmark's layout: say which, and how it was chosen
+        how = "detected; --format to force another" if dataset.detected else "--format"
+        note(console, f"reading {data} as {dataset.format} ({how})")
     items, duplicates = plan_items(dataset.records[:limit], methods)
     if duplicates:
         note(console, f"note: {duplicates} duplicate prompts (same id, or same text) run once")

@@ -23,7 +23,7 @@ HEAVY = ("langgraph", "langchain_core", "openai", "torch", "transformers", "http
         (["runn"], "error: No such command 'runn'. (see 'tpo --help')"),
         (
             ["eval", "missing.jsonl", "-o", "r.jsonl"],
-            "error: Invalid value for 'data': file 'missing.jsonl' does not exist",
+            "error: Invalid value for 'data': path 'missing.jsonl' does not exist",
         ),
     ],
 )
