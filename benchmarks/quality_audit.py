@@ -30,11 +30,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import re
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from statistics import fmean
 from typing import Any
 
@@ -57,8 +60,11 @@ META_WORDS = (
     "improved response",
     "improved answer",
     "improved version",
-    "the evaluation",
-    "the feedback",
+    "revised version",
+    "original answer",
+    "original response",
+    "evaluation",
+    "feedback",
     "reward model",
 )
 _META = [(w, re.compile(rf"\b{re.escape(w)}\b", re.IGNORECASE)) for w in META_WORDS]
@@ -132,9 +138,11 @@ async def run_variant(graph, variant: str, queries: list[str], args) -> VariantR
 
     async def one(query: str) -> dict[str, Any]:
         async with gate:
-            return await graph.ainvoke(
+            out = await graph.ainvoke(
                 {"query": query}, context=context, config={"callbacks": [result.updates]}
             )
+        print(f"{variant}: {query[:40]!r} -> {out.get('score')}", file=sys.stderr, flush=True)
+        return out
 
     start = time.perf_counter()
     outputs = await asyncio.gather(*(one(q) for q in queries))
@@ -182,10 +190,17 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.0f}%"
 
 
+def _delimited(shares: dict[str, Any]) -> str:
+    if shares["tagged"] is None:
+        return "-"
+    return f"{_pct(shares['tagged'])} / {_pct(shares['any'])} of {shares['outputs']}"
+
+
 def print_table(summary: dict[str, Any], title: str) -> None:
     table = Table(title=title)
-    for column in ("variant", "loops", "meta talk", "delimited (tagged/any)", "mean gain",
-                   "mean score", "win vs bon", "s"):
+    columns = ("variant", "loops", "meta talk", "delimited (tagged/any)", "mean gain",
+               "mean score", "win vs bon", "s")  # fmt: skip
+    for column in columns:
         table.add_column(column)
     for variant, row in summary.items():
         delimited = row["delimited"]
@@ -193,8 +208,7 @@ def print_table(summary: dict[str, Any], title: str) -> None:
             variant,
             _pct(row["loops"]),
             _pct(row["meta_talk"]),
-            "-" if delimited["tagged"] is None
-            else f"{_pct(delimited['tagged'])} / {_pct(delimited['any'])} of {delimited['outputs']}",
+            _delimited(delimited),
             "-" if row["mean_gain"] is None else f"{row['mean_gain']:+.3f}",
             f"{row['mean_score']:.3f}",
             _pct(row.get("win_vs_bon")),
@@ -239,12 +253,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--policy-url", help="running policy server (vLLM) for --backend vllm")
     parser.add_argument("--policy-model", default=None)
+    parser.add_argument("--rescore", metavar="JSON", help="recount a saved audit and print it")
     return parser.parse_args(argv)
 
 
 def _setting(text: str) -> tuple[str, Any]:
-    import json
-
     name, _, value = text.partition("=")
     try:
         return name, json.loads(value)
@@ -261,18 +274,46 @@ async def audit(args: argparse.Namespace) -> dict[str, Any]:
     summary = summarize(results, queries)
     answers = {
         v: [
-            {"query": q, "response": a, "score": s, "loops": is_degenerate(a),
-             "meta_words": meta_words(a, q)}
+            {
+                "query": q,
+                "response": a,
+                "score": s,
+                "loops": is_degenerate(a),
+                "meta_words": meta_words(a, q),
+            }
             for q, a, s in zip(queries, r.finals, r.scores, strict=True)
         ]
         for v, r in results.items()
     }
-    return {"settings": {k: v for k, v in vars(args).items()}, "summary": summary,
-            "answers": answers}
+    return {
+        "settings": {k: v for k, v in vars(args).items()},
+        "summary": summary,
+        "answers": answers,
+    }
+
+
+def rescore(path: str) -> dict[str, Any]:
+    """A saved audit's table with loops and meta talk counted anew from its answers (the
+    rules may have been refined since); the other columns as saved."""
+    payload = json.loads(Path(path).read_text())
+    for variant, answers in payload["answers"].items():
+        row = payload["summary"][variant]
+        row["loops"] = fmean(is_degenerate(a["response"]) for a in answers)
+        row["meta_talk"] = fmean(bool(meta_words(a["response"], a["query"])) for a in answers)
+        for a in answers:
+            a["loops"], a["meta_words"] = (
+                is_degenerate(a["response"]),
+                meta_words(a["response"], a["query"]),
+            )
+    Path(path).write_text(json.dumps(payload, indent=2))
+    return payload
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.rescore:
+        print_table(rescore(args.rescore)["summary"], f"Quality audit (rescored): {args.rescore}")
+        return
     if args.backend == "vllm" and args.policy_url:
         args.reward_url = args.policy_url  # running_servers reuses both only when both are set
     payload = asyncio.run(audit(args))

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from langgraph_tpo.errors import ConfigError
 
 Mode = Literal["tpo", "revision", "bon"]
-ExtractionRule = Literal["lenient", "strict"]
+ExtractionRule = Literal["delimited", "lenient", "strict"]
 Settings = TypeVar("Settings", bound=BaseModel)
 ENV_PREFIX = "TPO_"
 
@@ -114,12 +114,13 @@ class TPOConfig(BaseModel):
         "it; null: the graph's set (default paper).",
     )
     extraction: ExtractionRule = Field(
-        "lenient",
-        description="How the new response is read from an update output. lenient: the last "
-        "delimited block, else what a lone delimiter marks, else the whole text; strict (the "
-        "reference's rule): only text after an opening delimiter, other outputs dropped.",
+        "delimited",
+        description="How the new response is read from an update output. delimited (the "
+        "default): the last delimited block, else the text after a last opening delimiter; "
+        "outputs without one are dropped. strict (the reference's rule): the text after the "
+        "first opening delimiter, others dropped. lenient: as delimited, else what a lone "
+        "closing delimiter marks, else the whole text (commentary included).",
     )
-
     drop_loops: bool = Field(
         True,
         description="Drop responses that are mostly repetition (half their lines or word "

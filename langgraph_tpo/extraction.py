@@ -3,12 +3,16 @@
 The delimiters are the run's (``PromptSet.delimiters(nonce)``): only they count, so a tag
 without the nonce, e.g. ``<improved_response>`` inside a code block, is ordinary text.
 
-``lenient`` rules (the default), in order:
+``delimited`` (the default) and ``lenient`` rules, in order:
 1. One or more complete start...end blocks: the last non-empty block (models often draft,
-   then finalise).
-2. Only an opening delimiter: everything after the last one.
+   then finalise; an echo of the prompt's format line or of a quoted text comes first).
+2. Only an opening delimiter after the last closing one: everything after it.
+
+Then ``delimited`` drops the output (``no_open_tag``), and ``lenient`` goes on:
+
 3. Only a closing delimiter: everything before the first one.
-4. No delimiter: the whole text (the model ignored the instruction).
+4. No delimiter: the whole text (the model ignored the instruction; commentary about the
+   rewrite, or a meta-text, then enters the cache as a response).
 
 ``strict`` (the reference implementation's rule): the text after the first opening
 delimiter, up to the next closing one; an output without an opening delimiter is dropped
@@ -59,7 +63,7 @@ def extract_response(
     text: str | None,
     delimiters: tuple[str, str] = PLAIN_DELIMITERS,
     *,
-    rule: Literal["lenient", "strict"] = "lenient",
+    rule: Literal["delimited", "lenient", "strict"] = "delimited",
 ) -> tuple[str | None, Extraction]:
     """Return ``(response, rule_used)``; ``response`` is None when nothing usable is left."""
     text = text or ""
@@ -74,6 +78,8 @@ def extract_response(
     used: Extraction
     if starts and not (closing and closing.start() > starts[-1].start()):
         response, used = _clean(text[starts[-1].end() :], start, end), "open_tag_only"
+    elif rule == "delimited":
+        return None, "no_open_tag" if text.strip() and not starts else "empty"
     elif closing and not starts:
         response, used = _clean(text[: closing.start()], start, end), "close_tag_only"
     else:

@@ -38,16 +38,16 @@ _PAPER_SAMPLE = "You are a helpful assistant. Answer the user accurately, clearl
 
 # The three steps of an iteration form one conversation (each call extends the one before,
 # so a prefix-caching server computes only the new turn). Its system prompt is neutral and
-# holds for every step; each step's role and rules come in that step's own user turn, and
-# say which step they bind, so no earlier order contradicts a later step.
+# holds for every step; each step's role and rules come in that step's own user turn
+# ("First, act as an evaluator ... In this step, write only the evaluation"), so no
+# earlier order contradicts a later step. No step headers: a small policy copies them.
 _PAPER_CRITIQUE_SYSTEM = (
-    "You help improve an assistant's answer to a user's query, in three steps: evaluate, "
-    "suggest changes, rewrite. Each step's instructions come in the user's message for "
-    "that step; follow them for that step."
+    "You help improve an assistant's answer to a user's query, in three steps: evaluate "
+    "it, suggest changes, then write the improved answer. Each message says which step "
+    "comes next and what it asks for."
 )
 _PAPER_LOSS = (
-    "# Step 1 of 3: evaluate\n"
-    "Act as an evaluator. A reward model that reflects human preferences scored two "
+    "First, act as an evaluator. A reward model that reflects human preferences scored two "
     "answers to the query below and preferred the chosen answer to the rejected one. "
     "Compare them step by step: what makes the chosen answer better, where the rejected "
     "answer falls short, and which weaknesses the chosen answer still has. In this step, "
@@ -55,27 +55,25 @@ _PAPER_LOSS = (
     "## User query\n{query}\n\n## Rejected answer\n{rejected}\n\n## Chosen answer\n{chosen}"
 )
 _PAPER_REVISION = (
-    "# Step 1 of 3: evaluate\n"
-    "Act as an evaluator. A reward model that reflects human preferences scored the "
+    "First, act as an evaluator. A reward model that reflects human preferences scored the "
     "answer below to the query. Go through it step by step: its strengths, and the "
     "weaknesses that keep it from a higher score. In this step, write only the "
     "evaluation, not a new answer.\n\n"
     "## User query\n{query}\n\n## Chosen answer\n{chosen}"
 )
 _PAPER_GRADIENT = (
-    "# Step 2 of 3: suggest changes\n"
-    "Act as a critical reviewer. From the evaluation, list specific changes that would "
+    "Next, act as a critical reviewer. From your evaluation, list specific changes that would "
     "make the chosen answer score higher with the reward model for this query. Be "
     "critical and creative: name the part to change and how. Say nothing about what "
     "already works; it stays as it is. In this step, write only the list of changes."
 )
 _PAPER_UPDATE = (
-    "# Step 3 of 3: rewrite\n"
-    "Act as the assistant who answers the user. Write the complete improved answer to the "
-    "user's query: apply the suggested changes that are right, ignore any that are wrong "
-    "or would make the answer worse, and keep what already works. Speak to the user "
-    "directly; do not mention the evaluation, the suggestions, or the chosen and rejected "
-    "answers. Put the answer between {start} and {end}, with nothing else between them."
+    "Finally, act as the assistant who answers the user. Write the complete improved "
+    "answer to the user's query: apply the suggested changes that are right, ignore any "
+    "that are wrong or would make the answer worse, and keep what already works. Speak to "
+    "the user directly; do not mention the evaluation, the suggestions, or the chosen and "
+    "rejected answers. Reply in exactly this format, with nothing before or after it:\n"
+    "{start}\n(the improved answer)\n{end}"
 )
 
 # The start of a step that continues the conversation of the step before: that step's
@@ -118,8 +116,8 @@ _COMPACT_UPDATE = (
     _COMPACT_CONTEXT + "### SUGGESTIONS\n{textual_gradient}\n\n"
     "Write the complete improved response to the user's query: apply the suggestions that "
     "are right, ignore any that are wrong, keep what works, and do not mention the "
-    "suggestions or the chosen response. Put the response between {start} and {end}, with "
-    "nothing else between them."
+    "suggestions or the chosen response. Reply in exactly this format, with nothing "
+    "before or after it:\n{start}\n(the improved response)\n{end}"
 )
 
 COMPACT = PromptSet(

@@ -80,7 +80,8 @@ async def test_hostile_query_is_quoted_verbatim_and_keeps_the_prompts_structure(
     system = PAPER.sample.messages[0].prompt.template
     assert sample["prompt"] == f"{system}\n{query}"  # sent verbatim, uncut
     (update,) = backends.policy.requests("chat", "update")
-    start, end = sorted(set(RUN_DELIMITER.findall(update["prompt"].rsplit("\n", 1)[-1])))
+    # the run's delimiters close the update prompt (its format line)
+    start, end = sorted(set(RUN_DELIMITER.findall(update["prompt"])[-2:]))
     for kind in ("loss", "gradient", "update"):
         (request,) = backends.policy.requests("chat", kind)
         prompt = request["prompt"]

@@ -36,7 +36,36 @@ DELIMITERS = (START, END)
     ],
 )
 def test_lenient_extraction_rules(raw: str | None, expected: str | None, rule: str) -> None:
+    assert extract_response(raw, DELIMITERS, rule="lenient") == (expected, rule)
+
+
+@pytest.mark.parametrize(
+    "raw,expected,rule",
+    [
+        (f"{START}The answer.{END}", "The answer.", "tagged"),
+        (f"{START}draft{END} then {START}final{END}", "final", "tagged"),
+        # an echo of the prompt's format line comes first; the answer is the last block
+        (
+            f"{START}\n(the improved answer)\n{END}\n{START}Water weekly.{END}",
+            "Water weekly.",
+            "tagged",
+        ),  # fmt: skip
+        (f"intro {START}only an opening tag", "only an opening tag", "open_tag_only"),
+        (f"only a closing tag{END} trailing", None, "no_open_tag"),
+        ("Here is the improved answer: water weekly.", None, "no_open_tag"),
+        (f"{PLAIN_START}plain tags without the nonce{PLAIN_END}", None, "no_open_tag"),
+        (f"{START}   {END}", None, "empty"),
+        ("  \n ", None, "empty"),
+        (None, None, "empty"),
+    ],
+)
+def test_delimited_extraction_is_the_default(
+    raw: str | None, expected: str | None, rule: str
+) -> None:
+    """The last block as lenient reads it; an output with no opening delimiter is dropped,
+    as strict drops it."""
     assert extract_response(raw, DELIMITERS) == (expected, rule)
+    assert TPOConfig().extraction == "delimited"
 
 
 @pytest.mark.parametrize(

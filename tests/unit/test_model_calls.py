@@ -83,7 +83,8 @@ def test_generic_fake_chat_model_works_as_the_policy() -> None:
         generic_fake(), length, TPOConfig(num_samples=2, max_iterations=1)
     ).invoke({"query": QUERY})
     assert out["stop_reason"] == "max_iterations"
-    assert out["trajectory"][1]["extraction"] == {"untagged": 2}
+    # its replies carry no delimiters: dropped by the default extraction, counted
+    assert out["trajectory"][1]["extraction"] == {"no_open_tag": 2}
     assert out["response"]
 
 

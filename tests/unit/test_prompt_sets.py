@@ -364,7 +364,8 @@ def test_outputs_that_echo_the_scaffolding_are_dropped_and_counted(prompts: Prom
         if kind == "sample":
             return [f"{header}\n", "a real answer", "<improved_response_1234abcd>"][index]
         if kind == "update":
-            return [f"<improved_response>{header}</improved_response>", "kept", ""][index]
+            tagged = [f"<improved_response>{t}</improved_response>" for t in (header, "kept")]
+            return [*tagged, ""][index]
         return kind
 
     policy = FakeNPolicy(responder=responder)
@@ -372,7 +373,7 @@ def test_outputs_that_echo_the_scaffolding_are_dropped_and_counted(prompts: Prom
     out = create_tpo_graph(policy, reward, config, prompts=prompts).invoke({"query": QUERY})
     first, second = out["trajectory"]
     assert first["dropped"] == 2 and first["extraction"] == {"scaffolding": 2}
-    assert second["extraction"] == {"scaffolding": 1, "untagged": 1, "empty": 1}
+    assert second["extraction"] == {"scaffolding": 1, "tagged": 1, "empty": 1}
     assert [c["text"] for c in out["candidates"]] == ["a real answer", "kept"]
 
 
