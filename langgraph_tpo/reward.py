@@ -115,7 +115,8 @@ class WeightedReward:
         responses = [response for _, response in pairs]
         checked = [check_scores(list(scores), responses) for scores in batches]
         weights = [weight for _, weight in self.parts]
-        return [sum(w * s for w, s in zip(weights, column, strict=True)) for column in zip(*checked)]
+        columns = zip(*checked, strict=True)  # one column per pair: each part's score
+        return [sum(w * s for w, s in zip(weights, column, strict=True)) for column in columns]
 
 
 def last_user_text(conversation: Conversation) -> str:

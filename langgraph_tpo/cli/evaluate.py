@@ -13,8 +13,8 @@ import contextlib
 import signal
 import time
 import warnings
-from dataclasses import KW_ONLY, dataclass, field
 from collections.abc import Mapping
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
