@@ -156,3 +156,17 @@ def policy() -> BaseChatModel:
 def reward() -> FakeBatchReward:
     """A length reward: the number of words of the response."""
     return FakeBatchReward(lambda text: float(len(text.split())))
+
+
+def _math_answer(kind: str, call: int, index: int) -> str:
+    """Samples alternate between two final answers (4 and 5/6, as LaTeX); updates say 4."""
+    if kind == "update":
+        return f"{UPDATE_START_TAG}So the answer is $\\boxed{{4}}$.{UPDATE_END_TAG}"
+    if kind in ("loss", "gradient"):
+        return f"{kind}: check the arithmetic"
+    return ["The answer is $\\boxed{4}$.", "We get $\\boxed{\\dfrac{5}{6}}$."][index % 2]
+
+
+def math_policy() -> BaseChatModel:
+    """A policy for the MATH-500 fixture: its samples answer 4 or 5/6 in ``\\boxed{}``."""
+    return FakeNPolicy(responder=_math_answer)

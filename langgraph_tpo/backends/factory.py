@@ -9,6 +9,7 @@ CPU as the policy, and the same loaded model as an LLM judge for the reward.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Literal, Self
 from urllib.parse import urlparse
 
@@ -23,7 +24,7 @@ from langgraph_tpo.backends.user_models import (
 )
 from langgraph_tpo.config import settings_from_env, validated
 from langgraph_tpo.errors import ConfigError
-from langgraph_tpo.reward import BatchReward
+from langgraph_tpo.reward import BatchReward, WeightedReward
 
 # Defaults of the embedded CPU job: small enough to finish on 2 cores in under 3 minutes.
 EMBEDDED_DEFAULTS: dict[str, Any] = {
@@ -106,6 +107,18 @@ class BackendSettings(BaseModel):
         "ascore_batch, a runnable or a function (query, response) -> float); a function with a "
         "required parameter is given the policy.",
     )
+    reward: Literal["math"] | None = Field(
+        None,
+        description="A verifier reward that checks answers against the data row: math (1.0 "
+        "when the final answer equals the row's reference, MATH-500's answer; needs the 'math' "
+        "extra). Alone it is the reward; with reward_url, reward_path, reward_factory or judge "
+        "the two scores are summed with reward_weights.",
+    )
+    reward_weights: str | None = Field(
+        None,
+        description="Weights of the reward model and the verifier (--reward) in their sum: "
+        "MODEL,VERIFIER, e.g. 1,10. Default: 1,1.",
+    )
     api_key: str | None = Field(
         None,
         repr=False,
@@ -182,6 +195,22 @@ class BackendSettings(BaseModel):
             raise ConfigError("reward_url needs reward_model (the served model name)")
         self._validate_reward_placement()
         self._validate_factories()
+        self._validate_weights()
+
+    def _validate_weights(self) -> None:
+        if self.reward_weights is None:
+            return
+        if not self.reward or not self.has_reward_model:
+            raise ConfigError(
+                "reward_weights weigh a reward model against a verifier: set reward (e.g. "
+                "math) and one of reward_url, reward_path, reward_factory, judge"
+            )
+        reward_weights(self.reward_weights)
+
+    @property
+    def has_reward_model(self) -> bool:
+        """Whether a reward model (or the judge) is named, as opposed to the default judge."""
+        return bool(self.reward_url or self.reward_path or self.reward_factory or self.judge)
 
     def _validate_reward_placement(self) -> None:
         from langgraph_tpo.backends.transformers_reward import check_device, check_dtype
@@ -246,9 +275,38 @@ def build_policy(settings: BackendSettings) -> BaseChatModel:
     return TransformersChatModel(model_path=settings.policy_path)
 
 
+def reward_weights(text: str) -> tuple[float, float]:
+    """``"1,10"`` as the weights (model, verifier); a ConfigError names what is wrong."""
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        weights = tuple(float(p) for p in parts)
+    except ValueError:
+        weights = ()
+    if len(weights) != 2 or not all(math.isfinite(w) for w in weights):
+        raise ConfigError(
+            f"reward_weights must be two numbers MODEL,VERIFIER such as 1,10; got {text!r}"
+        )
+    return weights[0], weights[1]
+
+
 def build_reward(settings: BackendSettings, policy: BaseChatModel) -> BatchReward:
-    """The reward the settings name; an LLM judge over ``policy`` when none is given."""
+    """The reward the settings name: a reward model (an LLM judge over ``policy`` when none
+    is given), a verifier (``reward``), or their weighted sum."""
     settings.validate()
+    if not settings.reward:
+        return build_reward_model(settings, policy)
+    from langgraph_tpo.backends.math_verifier import MathVerifierReward
+
+    verifier = MathVerifierReward()
+    if not settings.has_reward_model:
+        return verifier
+    model_weight, verifier_weight = reward_weights(settings.reward_weights or "1,1")
+    model = build_reward_model(settings, policy)
+    return WeightedReward([(model, model_weight), (verifier, verifier_weight)])
+
+
+def build_reward_model(settings: BackendSettings, policy: BaseChatModel) -> BatchReward:
+    """The reward model the settings name; an LLM judge over ``policy`` when none is given."""
     if settings.reward_factory:
         return reward_from_factory(settings.reward_factory, policy)
     if settings.reward_url:

@@ -26,6 +26,9 @@ Each layout was read in the benchmark's own repository or dataset card:
 * ``plain``: the original ``tpo eval`` input: a string, or a record with ``prompt`` (or
   ``query``, or ``instruction``) and an optional ``id``.
 
+Any record's ``reference`` field (a reference answer) is kept too, as a verifier reward reads
+it (``tpo eval --reward math``).
+
 ``auto`` takes the first layout (in the order above, most specific first) whose fields the
 first record (or the CSV/Parquet header) has; every record is then read with that layout.
 """
@@ -41,6 +44,7 @@ from langgraph_tpo.errors import ConfigError
 
 PROMPT_FIELDS = ("prompt", "query", "instruction")
 ID_FIELD = "id"
+REFERENCE = "reference"  # a reference answer: MATH-500's ``answer``, or any record's own
 # Fields kept in each result line when the data has them (for breakdowns by category).
 CATEGORY_FIELDS = ("dataset", "category", "subcategory", "cluster", "type", "label", "subject",
                    "level")  # fmt: skip
@@ -73,10 +77,11 @@ class PromptRecord:
         return self.prompt if self.messages is None else conversation_text(self.messages)
 
     def graph_input(self) -> dict[str, Any]:
-        """The TPO graph's input: ``{"query": ...}``, or ``{"messages": [...]}``."""
+        """The TPO graph's input: ``{"query": ...}``, or ``{"messages": [...]}``, with the
+        kept fields as ``row`` (what a verifier reward reads, e.g. ``reference``)."""
         if self.messages is None:
-            return {"query": self.prompt}
-        return {"messages": [dict(m) for m in self.messages]}
+            return {"query": self.prompt, "row": dict(self.fields)}
+        return {"messages": [dict(m) for m in self.messages], "row": dict(self.fields)}
 
 
 def conversation_text(messages: Any) -> str:
@@ -132,7 +137,9 @@ class BenchmarkFormat:
         record_id = _read_id(value, self.id_field, where)
         fields = {"benchmark": self.name, **kept_fields(value)}
         if self.reference_field is not None:
-            fields["reference"] = str(_required(value, self.reference_field, where))
+            fields[REFERENCE] = str(_required(value, self.reference_field, where))
+        elif value.get(REFERENCE) is not None:
+            fields[REFERENCE] = str(value[REFERENCE])
         if isinstance(prompt, str):
             return PromptRecord(row.line, prompt, record_id, None, fields)
         return _conversation_record(row.line, prompt, record_id, fields)

@@ -13,6 +13,7 @@ import contextlib
 import signal
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -58,6 +59,7 @@ from langgraph_tpo.cli.results import ResultsWriter, line_key, open_results, rea
 from langgraph_tpo.config import TPOConfig
 from langgraph_tpo.graph import create_tpo_graph
 from langgraph_tpo.prompts import PromptSet
+from langgraph_tpo.reward import Row, check_row, row_fields_of
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -321,7 +323,8 @@ def eval_command(
             if not pending:
                 note(console, f"done: all {len(items)} results already in {out}")
                 return
-            graphs, balancers = build_graphs(backends, configs, settings.retry, prompts)
+            rows = {f"{data}: line {i.record.line}": i.record.fields for i in pending}
+            graphs, balancers = build_graphs(backends, configs, settings.retry, prompts, rows)
             runner = EvalRunner(
                 graphs,
                 configs,
@@ -364,11 +367,18 @@ def build_graphs(
     configs: dict[str, TPOConfig],
     retry: RetryPolicy | None,
     prompts: PromptSet | str = "paper",
+    rows: Mapping[str, Row] | None = None,
 ) -> tuple[dict[str, Any], list[Balancer]]:
     """One TPO graph per method, all on the same loaded policy and reward; and the
-    balancers of the kinds of server (policy, reward) given as several URLs."""
+    balancers of the kinds of server (policy, reward) given as several URLs.
+
+    ``rows`` (where each is, and its fields): checked for the fields the reward reads
+    (a verifier's ``reference``) before any model call."""
     check_servers(backends, retry)
     policy, reward = build_models(backends)
+    fields = row_fields_of(reward)
+    for where, row in (rows or {}).items() if fields else ():
+        check_row(fields, row, where)
     graphs = {
         m: create_tpo_graph(policy, reward, c, retry=retry, prompts=prompts)
         for m, c in configs.items()

@@ -7,7 +7,10 @@
 * ``DIR/summary.md`` (and ``summary.json``): per method the mean final score, the mean gain
   over the first iteration's best, the win rate of the final response over that initial
   best (strictly better), tokens, generations and wall time per prompt; and head-to-head
-  counts between methods on the prompts they share.
+  counts between methods on the prompts they share; and the paired comparison
+  (:mod:`langgraph_tpo.cli.paired`: TPO vs best-of-N and vs its iteration 0, mean difference
+  with a 95% bootstrap interval, wins/ties/losses, accuracy for verifier rewards), per
+  category with ``--by FIELD``.
 
 Results files still being written work: a trailing partial line is ignored.
 """
@@ -30,6 +33,13 @@ from rich.table import Table
 
 from langgraph_tpo.cli.console import exit_on_error, note, stderr_console
 from langgraph_tpo.cli.eval_plan import METHODS
+from langgraph_tpo.cli.paired import (
+    TERMINAL_COLUMNS,
+    PairedRow,
+    paired_markdown,
+    paired_rows,
+    terminal_cells,
+)
 from langgraph_tpo.cli.results import data_id, line_key, line_text, read_results
 from langgraph_tpo.errors import ConfigError
 
@@ -235,7 +245,11 @@ def _label(method: str, curve: Curve) -> str:
 
 
 def summary_markdown(
-    summaries: list[MethodSummary], pairs: list[dict[str, Any]], sources: list[str], band: str
+    summaries: list[MethodSummary],
+    pairs: list[dict[str, Any]],
+    sources: list[str],
+    band: str,
+    paired: Sequence[str] = (),
 ) -> str:
     """summary.md: the per-method table, head-to-head counts and the curve."""
     out = [
@@ -266,6 +280,7 @@ def summary_markdown(
             f"| {p['b_better']} |"
             for p in pairs
         ]
+    out += paired
     out += ["", f"![reward curve](reward_curve.png) (band: {BANDS[band]})", ""]
     return "\n".join(out)
 
@@ -298,8 +313,21 @@ def console_table(summaries: list[MethodSummary]) -> Table:
     return table
 
 
-def write_report(paths: Sequence[Path], out_dir: Path, band: str) -> list[MethodSummary]:
-    """Write reward_curve.png/.json and summary.md/.json into ``out_dir``."""
+def paired_table(rows: list[PairedRow]) -> Table:
+    """The paired comparison for the terminal."""
+    table = Table(title="Paired comparison (A - B per prompt)")
+    for column in TERMINAL_COLUMNS:
+        table.add_column(column, justify="left" if column in ("comparison", "group") else "right")
+    for row in rows:
+        table.add_row(*terminal_cells(row))
+    return table
+
+
+def write_report(
+    paths: Sequence[Path], out_dir: Path, band: str, by: str | None = None
+) -> tuple[list[MethodSummary], list[PairedRow]]:
+    """Write reward_curve.png/.json and summary.md/.json into ``out_dir``; the summaries and
+    the paired comparison (``by``: also per value of that field)."""
     lines, left_out = load_lines(paths)
     if not lines:
         raise ConfigError(f"no finished results with a score in {', '.join(map(str, paths))}")
@@ -308,6 +336,7 @@ def write_report(paths: Sequence[Path], out_dir: Path, band: str) -> list[Method
     figure = plot_curves(curves, band)
     summaries = [summarize(m, group) for m, group in groups.items()]
     pairs = head_to_head(groups)
+    paired = paired_rows(groups, prompt_identity, by)
     out_dir.mkdir(parents=True, exist_ok=True)
     figure.savefig(out_dir / "reward_curve.png")
     _write_json(
@@ -319,7 +348,9 @@ def write_report(paths: Sequence[Path], out_dir: Path, band: str) -> list[Method
         },
     )
     sources = [str(p) for p in paths]
-    (out_dir / "summary.md").write_text(summary_markdown(summaries, pairs, sources, band))
+    (out_dir / "summary.md").write_text(
+        summary_markdown(summaries, pairs, sources, band, paired_markdown(paired, by))
+    )
     _write_json(
         out_dir / "summary.json",
         {
@@ -327,9 +358,11 @@ def write_report(paths: Sequence[Path], out_dir: Path, band: str) -> list[Method
             "left_out": left_out,
             "methods": {s.method: asdict(s) for s in summaries},
             "head_to_head": pairs,
+            "paired": [asdict(row) for row in paired],
+            "paired_by": by,
         },
     )
-    return summaries
+    return summaries, paired
 
 
 def _write_json(path: Path, value: Any) -> None:
@@ -362,14 +395,26 @@ def report_command(
             "(25th-75th percentile).",
         ),
     ] = "std",
+    by: Annotated[
+        str | None,
+        typer.Option(
+            "--by",
+            help="Also compare methods per value of this field of the results (a benchmark's "
+            "category, subject, level, type, ...).",
+        ),
+    ] = None,
 ) -> None:
     """Plot the reward curve (mean best-so-far score per iteration, one line per method) into
     DIR/reward_curve.png and summarize final score, gain and win rate over the first
-    iteration, tokens and wall time per prompt into DIR/summary.md."""
+    iteration, tokens and wall time per prompt into DIR/summary.md, with the paired
+    comparison (TPO vs best-of-N and vs iteration 0: mean difference, 95% bootstrap
+    interval, wins/ties/losses; --by FIELD per category)."""
     console = stderr_console()
     with exit_on_error(console, []):
         if band not in BANDS:
             raise ConfigError(f"--band must be one of {', '.join(BANDS)}, got {band!r}")
-        summaries = write_report(results, out_dir, band)
+        summaries, paired = write_report(results, out_dir, band, by)
     Console().print(console_table(summaries))
+    if paired:
+        Console().print(paired_table(paired))
     note(console, f"wrote {out_dir / 'reward_curve.png'} and {out_dir / 'summary.md'}")

@@ -23,12 +23,25 @@ from langgraph_tpo import nodes
 from langgraph_tpo.config import TPOConfig, make_config
 from langgraph_tpo.graph.routing import AFTER_SELECT, route_after_select
 from langgraph_tpo.graph.state import CritiqueView, ScoringView, TPOInput, TPOOutput, TPOState
-from langgraph_tpo.nodes.common import AsyncNode, NodeDeps, timed
+from langgraph_tpo.nodes.common import AsyncNode, NodeDeps, NodeFn, Update, timed
 from langgraph_tpo.prompts import PromptSet, builtin_prompt_set, resolve_prompt_set
-from langgraph_tpo.reward import BatchReward, ScoreFn, as_batch_reward
+from langgraph_tpo.reward import BatchReward, ScoreFn, as_batch_reward, check_row, row_fields_of
 from langgraph_tpo.truncation import Tokenizer
 
 NODE_NAMES = ("sample", "reward_score", "select", "textual_loss", "textual_gradient", "update")
+
+
+def checking_row(fields: tuple[str, ...], node: NodeFn) -> NodeFn:
+    """``node``, first checking that the input's ``row`` has ``fields`` (read by the reward):
+    a missing field fails the run before any model call, not at the first scoring."""
+    if not fields:
+        return node
+
+    async def checked(state: TPOState) -> Update:
+        check_row(fields, state.get("row"))
+        return await node(state)
+
+    return checked
 
 
 def retry_transient(exc: BaseException) -> bool:
@@ -100,7 +113,8 @@ def create_tpo_graph(
     ``max_iterations`` rounds has the policy critique the best against the worst (textual
     loss), turn the critique into suggestions (textual gradient) and write new responses
     (update), which are scored and added to the cache. Input: ``{"query": str}`` or
-    ``{"messages": [...]}``; output: ``response``, ``score``, ``trajectory``, ``stop_reason``
+    ``{"messages": [...]}`` (either with an optional ``row``: the data row's fields, for a
+    reward that reads them); output: ``response``, ``score``, ``trajectory``, ``stop_reason``
     and more (see the README's output table).
 
     Args:
@@ -110,7 +124,8 @@ def create_tpo_graph(
         reward: Scores ``(conversation, response)`` pairs, higher is better: a function
             ``fn(query, response) -> float`` (sync or async), a LangChain runnable taking
             ``{"query", "response"}``, or an object with ``async ascore_batch(pairs)``
-            (a ``BatchReward``).
+            (a ``BatchReward``). A reward with ``row_fields`` also reads those fields of
+            the input's ``row`` (a reference answer: see ``MathVerifierReward``).
         config: The defaults of every run (a ``TPOConfig`` or a mapping of its fields).
             A run overrides fields with ``invoke(..., context={...})``.
         checkpointer: A LangGraph checkpointer (``InMemorySaver``, ``SqliteSaver``, ...)
@@ -169,7 +184,14 @@ def create_tpo_graph(
     )
     builder.add_node(
         "sample",
-        AsyncNode("sample", timed("sample", nodes.make_sample_node(deps), starts_run=True)),
+        AsyncNode(
+            "sample",
+            timed(
+                "sample",
+                checking_row(row_fields_of(deps.reward), nodes.make_sample_node(deps)),
+                starts_run=True,
+            ),
+        ),
         retry_policy=retry,
     )
     for node_name, factory, view in (

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Mapping
-from typing import Annotated, Literal, TypedDict, TypeVar
+from typing import Annotated, Any, Literal, TypedDict, TypeVar
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
@@ -89,10 +89,15 @@ class TPOInput(TypedDict, total=False):
 
     With ``messages`` (as in ``MessagesState``) TPO optimizes the next assistant reply to
     the whole conversation and appends it to ``messages`` as one ``AIMessage``.
+
+    ``row``: the data row's fields (e.g. ``{"reference": "1/2"}``), read only by a reward
+    that names them in ``row_fields`` (a verifier). On a reused thread, pass it with every
+    run: a run without it keeps the previous run's row.
     """
 
     query: str
     messages: Annotated[list[AnyMessage], add_messages]
+    row: dict[str, Any]
 
 
 class TPOOutput(TypedDict, total=False):
@@ -149,6 +154,7 @@ class ScoringView(TypedDict, total=False):
     """What ``reward_score`` reads."""
 
     conversation: Conversation
+    row: dict[str, Any]
     pending: list[str]
     candidates: Annotated[list[Candidate], operator.add]
     iteration: int

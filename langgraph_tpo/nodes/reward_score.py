@@ -5,12 +5,13 @@ from __future__ import annotations
 from langgraph_tpo.errors import RewardError, TPOError, is_transient, redact
 from langgraph_tpo.graph.state import Candidate, TPOState
 from langgraph_tpo.nodes.common import NodeDeps, NodeFn, Update
-from langgraph_tpo.reward import check_scores
+from langgraph_tpo.reward import check_scores, score_with_row
 
 
 def make_reward_score_node(deps: NodeDeps) -> NodeFn:
     async def reward_score(state: TPOState) -> Update:
-        """Reads ``pending``, ``conversation``, ``candidates``; appends scored ``candidates``,
+        """Reads ``pending``, ``conversation``, ``candidates`` (and ``row`` for a reward that
+        reads data-row fields); appends scored ``candidates``,
         writes their ``new_scores`` and ``reward_requests``.
 
         A text already in the cache reuses its score instead of being scored again.
@@ -35,9 +36,9 @@ def make_reward_score_node(deps: NodeDeps) -> NodeFn:
 
 
 async def _score(deps: NodeDeps, state: TPOState, texts: list[str]) -> list[float]:
-    conversation = state["conversation"]
+    pairs = [(state["conversation"], t) for t in texts]
     try:
-        scores = await deps.reward.ascore_batch([(conversation, t) for t in texts])
+        scores = await score_with_row(deps.reward, pairs, state.get("row"))
     except TPOError as exc:
         exc.transient = exc.transient or is_transient(exc)
         raise

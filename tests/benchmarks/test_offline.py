@@ -52,3 +52,10 @@ def test_cli_startup_times_both_commands(tmp_path: Path) -> None:
     for times in result["results"].values():
         assert 0 < times["wall_min_s"] <= times["wall_median_s"] and times["cpu_median_s"] > 0
     assert result["target_met"] == (result["results"]["tpo --help"]["wall_median_s"] < 1.0)
+
+
+def test_dataset_scale_reports_cost_memory_and_rerun_per_size(tmp_path: Path) -> None:
+    result = run_benchmark("dataset_scale", tmp_path / "scale.json", "--sizes", "12", "-d", "1")
+    [row] = result["rows"]
+    assert row["prompts"] == 12 and row["peak_rss_mb"] > 0
+    assert row["first_run_s"] > 0 and row["rerun_skip_s"] > 0 and row["results_mb"] >= 0
