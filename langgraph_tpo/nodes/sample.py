@@ -29,11 +29,19 @@ def read_conversation(state: TPOState) -> Conversation:
     """The conversation to answer, from ``messages`` or ``query``; rejects unusable input.
 
     With ``messages``, the conversation must end with a user turn; tool calls and tool
-    results are not part of what the reward model sees.
+    results are not part of what the reward model sees. Both ``query`` and ``messages``
+    is ambiguous and rejected, unless the ``query`` is the one an earlier run on the same
+    thread wrote (the last user turn of the ``conversation`` it answered). Other keys (a
+    parent graph's state) are ignored.
     """
-    if state.get("messages"):
-        return _from_messages(state["messages"])
     query: Any = state.get("query")
+    if state.get("messages"):
+        if query is not None and not _left_by_earlier_run(state, query):
+            raise ConfigError(
+                "input has both 'query' and 'messages': give one (the query "
+                f"{_preview(query)} or the conversation in messages)"
+            )
+        return _from_messages(state["messages"])
     if query is None:
         raise ConfigError("input needs a 'query' (a non-empty string) or 'messages'")
     if not isinstance(query, str):
@@ -41,6 +49,17 @@ def read_conversation(state: TPOState) -> Conversation:
     if not query.strip():
         raise ConfigError("query is empty or whitespace only")
     return [{"role": "user", "content": query}]
+
+
+def _left_by_earlier_run(state: TPOState, query: Any) -> bool:
+    """Whether ``query`` is what ``sample`` wrote on this thread before (checkpointed)."""
+    previous = state.get("conversation")
+    return bool(previous) and previous[-1]["content"] == query
+
+
+def _preview(text: Any, limit: int = 40) -> str:
+    text = str(text)
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def _from_messages(messages: list[Any]) -> Conversation:
