@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from langchain_core.messages import BaseMessage, convert_to_messages
@@ -108,12 +109,14 @@ def usable_samples(
 def make_sample_node(deps: NodeDeps) -> NodeFn:
     async def sample(state: TPOState) -> Update:
         """Reads ``query`` or ``messages``; writes ``conversation``, ``pending`` (N texts),
-        the run's delimiter ``nonce``, resets the cache, the trajectory and the iteration's
-        record (``iteration_usage``, ``extraction_counts``, ``dropped``, ...).
+        the run's delimiter ``nonce``, ``started_at`` (wall clock, kept in a checkpoint so
+        that a resumed run's ``max_seconds`` counts from its first start), resets the cache,
+        the trajectory and the iteration's record (``iteration_usage``, ...).
 
         Empty outputs, outputs that only echo the prompt set's scaffolding and (with
         ``drop_loops``) loops are dropped (``dropped``; see :func:`usable_samples`).
         A penalty the policy cannot apply is a ConfigError before any model call."""
+        started_at = time.time()
         conversation = read_conversation(state)
         config = run_config(deps)
         check_can_review(config)
@@ -139,6 +142,7 @@ def make_sample_node(deps: NodeDeps) -> NodeFn:
             "textual_gradient": "",
             "stop_reason": None,
             "nonce": make_nonce(config.seed, conversation),
+            "started_at": started_at,
         }
 
     return sample

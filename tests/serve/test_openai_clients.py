@@ -451,3 +451,18 @@ def test_the_app_runs_the_prompt_set_it_was_given() -> None:
 def test_an_unknown_prompt_set_fails_when_the_app_is_made() -> None:
     with pytest.raises(ConfigError, match="unknown prompt set 'papr'"):
         create_app(config=SMALL, backends=BackendSettings(), prompts="papr")
+
+
+def test_budgets_per_request_and_as_server_defaults(base_url: str) -> None:
+    client = openai.OpenAI(base_url=base_url, api_key="unused")
+    budget = {"max_iterations": 3, "max_total_tokens": 1}
+    reply = client.chat.completions.create(
+        model="tpo", messages=CONVERSATION, extra_body={"tpo": budget}
+    )
+    assert reply.model_extra["tpo"]["stop_reason"] == "budget"
+    assert reply.model_extra["tpo"]["iterations"] == 0 and reply.choices[0].message.content
+    config = {**SMALL, "max_iterations": 3, "max_seconds": 1e-9}
+    with serving(create_app(TokenPolicy(), length_reward(), config=config, retry=None)) as url:
+        client = openai.OpenAI(base_url=url, api_key="unused")
+        reply = client.chat.completions.create(model="tpo", messages=CONVERSATION)
+    assert reply.model_extra["tpo"]["stop_reason"] == "budget"
