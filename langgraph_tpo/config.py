@@ -79,6 +79,14 @@ class TPOConfig(BaseModel):
         "critique and update prompts (the reference implementation uses 2048).",
     )
 
+    context_window: int | None = Field(
+        None,
+        ge=1,
+        description="The policy's context window in tokens: a conversation that cannot fit "
+        "it with a reply of max_tokens is refused before any model call. Null: what the "
+        "policy reports (in-process models from their config, vLLM servers from /v1/models); "
+        "set it for a model of your own that does not say.",
+    )
     max_total_tokens: int | None = Field(
         None,
         ge=1,

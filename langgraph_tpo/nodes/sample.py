@@ -8,6 +8,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage, convert_to_messages
 from langgraph.types import Overwrite
 
+from langgraph_tpo.context_window import check_fits_context
 from langgraph_tpo.degeneration import is_degenerate
 from langgraph_tpo.errors import ConfigError
 from langgraph_tpo.graph.state import TPOState
@@ -115,7 +116,9 @@ def make_sample_node(deps: NodeDeps) -> NodeFn:
 
         Empty outputs, outputs that only echo the prompt set's scaffolding and (with
         ``drop_loops``) loops are dropped (``dropped``; see :func:`usable_samples`).
-        A penalty the policy cannot apply is a ConfigError before any model call."""
+        A penalty the policy cannot apply, and a conversation that cannot fit the policy's
+        context window with a reply of ``max_tokens``, are ConfigErrors before any model
+        call."""
         started_at = time.time()
         conversation = read_conversation(state)
         config = run_config(deps)
@@ -123,6 +126,7 @@ def make_sample_node(deps: NodeDeps) -> NodeFn:
         check_penalties(deps.policy, config)
         prompts = prompts_for(deps, config)
         messages = sample_messages(prompts, conversation)
+        await check_fits_context(deps.policy, messages, config.max_tokens, config.context_window)
         result = await generate(deps.policy, messages, config.num_samples, config, step="sample")
         texts, counts = usable_samples(prompts, result.texts, config.drop_loops)
         return {

@@ -241,3 +241,18 @@ def test_failed_prompts_are_reported_not_written_and_retried_on_rerun(
     result = run_eval(cli, data, out)
     assert result.exit_code == 0 and "skipped 4 prompts" in result.stderr
     assert sorted(x["id"] for x in read_jsonl(out)) == list(range(6))
+
+
+def test_a_prompt_over_the_context_window_fails_alone(
+    cli: CliRunner, fake_env: dict[str, str], tmp_path: Path
+) -> None:
+    rows = [{"id": i, "prompt": p} for i, p in enumerate(prompts(3))]
+    rows[1]["prompt"] = "x " * 100_000
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    out = tmp_path / "r.jsonl"
+    result = run_eval(cli, data, out, "--context-window", "4096", "--max-tokens", "64")
+    assert result.exit_code == 1
+    assert "line 2 (id 1)" in result.stderr and "context window of 4096 tokens" in result.stderr
+    assert sorted(x["id"] for x in read_jsonl(out)) == [0, 2]
+    calls = policy_calls(Path(fake_env["TPO_FAKE_LOG"]))
+    assert calls and all("x x x" not in (call["query"] or "") for call in calls)
