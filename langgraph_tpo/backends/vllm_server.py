@@ -120,7 +120,7 @@ async def _ask_max_model_len(api_url: str, model: str, api_key: str | None) -> i
     return int(window) if isinstance(window, int) and window > 0 else None
 
 
-class VLLMServerChat(ChatOpenAI):
+class VLLMChatOpenAI(ChatOpenAI):
     """``ChatOpenAI`` for a vLLM server that also says its context window."""
 
     async def acontext_window(self) -> int | None:
@@ -154,7 +154,7 @@ def vllm_chat_model(
     if not urls:
         raise ConfigError(f"vllm_chat_model needs a server URL; got {base_url!r}")
     clients = [
-        VLLMServerChat(
+        VLLMChatOpenAI(
             model=model,
             base_url=openai_api_url(url),
             api_key=resolve_api_key(api_key),
