@@ -137,7 +137,7 @@ def test_rerun_skips_finished_prompts_and_drops_a_truncated_last_line(
     log.unlink()
     result = run_eval(cli, data, out)
     assert result.exit_code == 0, result.output
-    assert "skipped 4 prompts" in result.stderr and "truncated last line" in result.stderr
+    assert "skipped 4 results" in result.stderr and "truncated last line" in result.stderr
     lines = read_jsonl(out)
     assert lines[:4] == first and len(lines) == 6
     assert sorted(x["prompt"] for x in lines) == sorted(prompts(6))
@@ -158,7 +158,7 @@ def test_ids_match_across_reruns_even_when_text_changes(
     assert run_eval(cli, data, out).exit_code == 0
     write_jsonl(data, [{"id": "a", "prompt": "one, edited"}, {"id": "b", "prompt": "two"}])
     result = run_eval(cli, data, out)
-    assert "skipped 1 prompts" in result.stderr
+    assert "skipped 1 results" in result.stderr
     assert [x["id"] for x in read_jsonl(out)] == ["a", "b"]
 
 
@@ -239,7 +239,7 @@ def test_failed_prompts_are_reported_not_written_and_retried_on_rerun(
 
     monkeypatch.delenv("TPO_FAKE_FAIL")
     result = run_eval(cli, data, out)
-    assert result.exit_code == 0 and "skipped 4 prompts" in result.stderr
+    assert result.exit_code == 0 and "skipped 4 results" in result.stderr
     assert sorted(x["id"] for x in read_jsonl(out)) == list(range(6))
 
 
