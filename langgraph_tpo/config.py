@@ -79,6 +79,31 @@ class TPOConfig(BaseModel):
         "critique and update prompts (the reference implementation uses 2048).",
     )
 
+    context_window: int | None = Field(
+        None,
+        ge=1,
+        description="The policy's context window in tokens: a conversation that cannot fit "
+        "it with a reply of max_tokens is refused before any model call. Null: what the "
+        "policy reports (in-process models from their config, vLLM servers from /v1/models); "
+        "set it for a model of your own that does not say.",
+    )
+    max_total_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="Budget: once the policy's prompt and completion tokens of this run (as the "
+        "backend reports them) reach this many, the iteration in flight finishes and the run "
+        "stops with stop_reason 'budget', returning the best response so far (null: no cap).",
+    )
+    max_seconds: float | None = Field(
+        None,
+        gt=0.0,
+        allow_inf_nan=False,
+        description="Budget: once this many seconds have passed since the run's `sample` "
+        "started (wall clock, a resumed run counting from its first start), the iteration in "
+        "flight finishes and the run stops with stop_reason 'budget', returning the best "
+        "response so far (null: no cap).",
+    )
+
     frequency_penalty: float | None = Field(
         None,
         ge=-2.0,

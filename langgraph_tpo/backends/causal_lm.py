@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.metadata
 import importlib.util
+import json
 import math
 import os
 import threading
@@ -327,14 +329,13 @@ def dequantized_cache_dir(source: ModelSource) -> Path | None:
     """
     if not source.gguf_file or os.environ.get(WEIGHTS_CACHE_ENV, "1").strip() == "0":
         return None
-    import transformers
-
+    transformers_version = importlib.metadata.version("transformers")  # without importing it
     file = Path(source.location) / source.gguf_file
     try:
         stat = file.stat()
     except OSError:
         return None
-    identity = f"{file}|{stat.st_size}|{stat.st_mtime_ns}|{transformers.__version__}"
+    identity = f"{file}|{stat.st_size}|{stat.st_mtime_ns}|{transformers_version}"
     digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
     return default_cache_dir() / "models" / f"{file.stem}.f32-{digest}"
 
@@ -364,6 +365,23 @@ def _load_from(
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return LoadedModel(source=source, model=model, tokenizer=tokenizer)
+
+
+def stored_context_window(path: str | None = None) -> int | None:
+    """``max_position_embeddings`` from the ``config.json`` of ``path``'s model, read
+    without loading the weights (a model directory, or the cached float32 copy of a GGUF);
+    None when there is no such file yet."""
+    with _CACHE_LOCK:
+        source = _SOURCES.get(path)
+        if source is None:
+            source = _SOURCES[path] = resolve_model_source(path)
+    directory = dequantized_cache_dir(source) if source.gguf_file else Path(source.location)
+    try:
+        config = json.loads((directory / "config.json").read_text()) if directory else {}
+    except (OSError, ValueError):
+        return None
+    window = config.get("max_position_embeddings") if isinstance(config, dict) else None
+    return window if isinstance(window, int) and window > 0 else None
 
 
 def load_model(path: str | None = None) -> LoadedModel:

@@ -74,6 +74,14 @@ class BalancedChatModel(ChatModelBase):
     def _identifying_params(self) -> dict[str, Any]:
         return {"model_name": self.model_name, "base_urls": list(self._by_url)}
 
+    async def acontext_window(self) -> int | None:
+        """The smallest context window the servers report (None when none does)."""
+        windows = [
+            await ask() for c in self.clients if (ask := getattr(c, "acontext_window", None))
+        ]
+        known = [w for w in windows if w is not None]
+        return min(known) if known else None
+
     def _invocation(self, n: int | None, kwargs: dict[str, Any]) -> dict[str, Any]:
         if n is None and self.n is not None:
             n = self.n

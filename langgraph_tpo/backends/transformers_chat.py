@@ -9,6 +9,7 @@ judge read both the same way.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import threading
@@ -20,7 +21,12 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult
 from pydantic import model_validator
 
-from langgraph_tpo.backends.causal_lm import LoadedModel, check_model_path, load_model
+from langgraph_tpo.backends.causal_lm import (
+    LoadedModel,
+    check_model_path,
+    load_model,
+    stored_context_window,
+)
 from langgraph_tpo.backends.chat_base import Sample, SamplingChatModel, chat_result
 from langgraph_tpo.backends.nucleus import TemperatureTopP
 from langgraph_tpo.backends.penalties import penalty_processors
@@ -160,6 +166,22 @@ class TransformersChatModel(SamplingChatModel):
     def loaded(self) -> LoadedModel:
         """The shared model, tokenizer and lock (loads them on first use)."""
         return load_model(self.model_path)
+
+    async def acontext_window(self) -> int | None:
+        """The model config's ``max_position_embeddings``, read from disk when it can be
+        (a refusal then needs no weights loaded), else from the loaded model."""
+        window = await asyncio.to_thread(stored_context_window, self.model_path)
+        if window is not None:
+            return window
+        loaded = await asyncio.to_thread(self.loaded)
+        window = getattr(loaded.model.config, "max_position_embeddings", None)
+        return int(window) if window else None
+
+    async def acount_prompt_tokens(self, messages: list[BaseMessage]) -> int:
+        """The tokens of ``messages`` under the chat template, as ``_chat`` encodes them."""
+        loaded = await asyncio.to_thread(self.loaded)
+        ids = await asyncio.to_thread(self._encode, loaded.tokenizer, messages)
+        return int(ids.shape[1])
 
     def _chat(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]

@@ -205,6 +205,18 @@ class VLLMChatModel(SamplingChatModel):
         """The shared engine (started on first use)."""
         return load_engine(self.model, self.engine_args)
 
+    async def acontext_window(self) -> int | None:
+        """The engine's ``max_model_len`` (starts the engine on first use)."""
+        engine = await asyncio.to_thread(self.engine)
+        return engine.max_model_len
+
+    async def acount_prompt_tokens(self, messages: list[BaseMessage]) -> int:
+        """The tokens of ``messages`` as the engine renders them for a call."""
+        engine = await asyncio.to_thread(self.engine)
+        conversation = [{"role": chat_role(m) or "user", "content": m.text} for m in messages]
+        rendered = await asyncio.wrap_future(engine.submit(engine.render(conversation)))
+        return len(rendered["prompt_token_ids"])
+
     def _sampling_params(
         self, engine: Engine, values: dict[str, Any], stop: list[str] | None, prompt_len: int
     ) -> Any:

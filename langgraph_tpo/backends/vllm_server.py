@@ -92,6 +92,43 @@ def openai_api_url(base_url: str) -> str:
     return server_root_url(base_url) + "/v1"
 
 
+_served_windows: dict[tuple[str, str], int | None] = {}
+
+
+async def served_max_model_len(api_url: str, model: str, api_key: str | None) -> int | None:
+    """``max_model_len`` of ``model`` as the server's ``/v1/models`` lists it (cached per
+    server and model); None when the server does not say or cannot be asked (the call
+    that follows then reports the server's own error)."""
+    key = (api_url, model)
+    if key not in _served_windows:
+        _served_windows[key] = await _ask_max_model_len(api_url, model, api_key)
+    return _served_windows[key]
+
+
+async def _ask_max_model_len(api_url: str, model: str, api_key: str | None) -> int | None:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        async with httpx.AsyncClient(timeout=http_timeout(10.0)) as client:
+            response = await client.get(f"{api_url.rstrip('/')}/models", headers=headers)
+            response.raise_for_status()
+            listed = response.json().get("data") or []
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
+    lengths = [m.get("max_model_len") for m in listed if isinstance(m, dict)]
+    named = [m.get("max_model_len") for m in listed if isinstance(m, dict) and m.get("id") == model]
+    window = (named or lengths or [None])[0]
+    return int(window) if isinstance(window, int) and window > 0 else None
+
+
+class VLLMChatOpenAI(ChatOpenAI):
+    """``ChatOpenAI`` for a vLLM server that also says its context window."""
+
+    async def acontext_window(self) -> int | None:
+        """The served model's ``max_model_len`` from ``/v1/models``."""
+        key = self.openai_api_key.get_secret_value() if self.openai_api_key else None
+        return await served_max_model_len(str(self.openai_api_base), self.model_name, key)
+
+
 def vllm_chat_model(
     base_url: str | Sequence[str],
     model: str,
@@ -117,7 +154,7 @@ def vllm_chat_model(
     if not urls:
         raise ConfigError(f"vllm_chat_model needs a server URL; got {base_url!r}")
     clients = [
-        ChatOpenAI(
+        VLLMChatOpenAI(
             model=model,
             base_url=openai_api_url(url),
             api_key=resolve_api_key(api_key),

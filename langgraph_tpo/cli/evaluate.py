@@ -1,9 +1,10 @@
 """``tpo eval DATA --out RESULTS.jsonl``: run TPO (and baselines) over a dataset.
 
 Prompts run concurrently through ``abatch_as_completed`` with ``max_concurrency``; each
-finished prompt is appended to RESULTS at once (one write, fsync'd), so an interrupted run
-loses only the prompts in flight, and rerunning the same command resumes: prompts already
-in RESULTS are skipped without any model work.
+finished prompt is appended to RESULTS at once (one write, fsync'd), and rerunning the same
+command resumes: results already in RESULTS are skipped without any model work, and the
+runs that were in flight continue from their last checkpointed node (see
+:mod:`~langgraph_tpo.cli.eval_checkpoints`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Annotated, Any
 
 import typer
 from langchain_core.runnables import RunnableLambda
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import RetryPolicy
 from rich.console import Console
 from rich.progress import (
@@ -46,6 +48,15 @@ from langgraph_tpo.cli.console import (
     stderr_console,
 )
 from langgraph_tpo.cli.data import FORMAT_NAMES, load_dataset
+from langgraph_tpo.cli.eval_checkpoints import (
+    checkpoint_path,
+    count_in_flight,
+    has_sqlite,
+    open_checkpoints,
+    remove_checkpoints,
+    run_or_resume,
+    thread_config,
+)
 from langgraph_tpo.cli.eval_plan import (
     WorkItem,
     config_mismatches,
@@ -114,14 +125,22 @@ class EvalRunner:
     max_errors: int
     secrets: list[str | None]
     balancers: list[Balancer] = field(default_factory=list)
+    checkpoints: Path | None = None  # the SQLite file runs checkpoint to (None: none)
     outcome: Outcome = field(default_factory=Outcome)
+    saver: BaseCheckpointSaver | None = None  # open while ``execute`` runs
 
     async def run_item(self, item: WorkItem) -> dict[str, Any]:
-        """Run one prompt with its method and append its line; no await after the run,
-        so a cancelled item writes nothing and a finished one is always written."""
+        """Run (or resume) one prompt with its method and append its line; no await
+        between the run and the write, so a cancelled item writes nothing and a finished
+        one is always written. Its checkpoints go once the line is written."""
         start = time.perf_counter()
+        graph = self.graphs[item.method]
+        config = thread_config(item)
         with count_requests() as requests:
-            out = await self.graphs[item.method].ainvoke(item.record.graph_input())
+            if self.saver is None:
+                out = await graph.ainvoke(item.record.graph_input())
+            else:
+                out = await run_or_resume(graph, item, config)
         line = result_line(
             item, out, time.perf_counter() - start, self.configs[item.method], self.backend
         )
@@ -129,6 +148,8 @@ class EvalRunner:
             line["server_requests"] = requests_by_role(requests)
         self.writer.write(line)
         self.outcome.written += 1
+        if self.saver is not None:
+            await self.saver.adelete_thread(config["configurable"]["thread_id"])
         return line
 
     async def execute(self, items: list[WorkItem], progress: Progress) -> Outcome:
@@ -145,7 +166,9 @@ class EvalRunner:
         for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, on_signal, sig)
         try:
-            await self._consume(items, progress)
+            async with open_checkpoints(self.checkpoints) as saver:
+                await self._checkpoint_to(saver, items, progress.console)
+                await self._consume(items, progress)
         except asyncio.CancelledError:
             if self.outcome.signal is None or main is None:
                 raise
@@ -155,6 +178,18 @@ class EvalRunner:
                 loop.remove_signal_handler(sig)
             self.outcome.seconds = time.perf_counter() - start
         return self.outcome
+
+    async def _checkpoint_to(
+        self, saver: BaseCheckpointSaver | None, items: list[WorkItem], console: Console
+    ) -> None:
+        """Run every graph with ``saver`` as its checkpointer; say how many runs resume."""
+        self.saver = saver
+        if saver is None:
+            return
+        self.graphs = {m: g.copy(update={"checkpointer": saver}) for m, g in self.graphs.items()}
+        resumed = await count_in_flight(saver, items)
+        if resumed:
+            note(console, f"resuming {resumed} runs in flight from {self.checkpoints}")
 
     async def _consume(self, items: list[WorkItem], progress: Progress) -> None:
         task = progress.add_task("tpo eval", total=len(items))
@@ -320,7 +355,10 @@ def eval_command(
         items = _work_items(console, data, data_format, limit, methods)
         with open_results(out) as writer:
             pending, done_before = _pending(console, writer, items, configs)
+            checkpoints = checkpoints_for(console, out)
             if not pending:
+                if checkpoints is not None:
+                    remove_checkpoints(checkpoints)
                 note(console, f"done: all {len(items)} results already in {out}")
                 return
             rows = {f"{data}: line {i.record.line}": i.record.fields for i in pending}
@@ -334,10 +372,25 @@ def eval_command(
                 max_errors=max_errors,
                 secrets=secrets,
                 balancers=balancers,
+                checkpoints=checkpoints,
             )
             outcome = run_with_progress(console, runner, pending)
+            if checkpoints is not None and outcome.signal is None and not outcome.failed:
+                remove_checkpoints(checkpoints)  # every run is in the results
             report_servers(console, balancers)
     report_end(console, outcome, out, len(items), done_before)
+
+
+def checkpoints_for(console: Console, out: Path) -> Path | None:
+    """The checkpoint file of ``out``'s runs; None (with a note) without the sqlite extra."""
+    if has_sqlite():
+        return checkpoint_path(out)
+    note(
+        console,
+        "note: runs in flight are not checkpointed (install 'langgraph-tpo[sqlite]' to resume "
+        "them after a kill)",
+    )
+    return None
 
 
 def _work_items(
@@ -403,7 +456,7 @@ def _pending(
     pending = [item for item in items if item.key not in done]
     skipped = len(items) - len(pending)
     if skipped:
-        note(console, f"skipped {skipped} prompts already in {writer.path}")
+        note(console, f"skipped {skipped} results (prompt x method) already in {writer.path}")
         stale = config_mismatches(existing.lines, {i.key for i in items}, configs)
         if stale:
             note(

@@ -5,7 +5,10 @@ The rules, checked in this order after every ``select``:
 - ``bon``: mode is best-of-N (stop after the first selection);
 - ``score_threshold``: the best score reached ``score_threshold``;
 - ``max_iterations``: D iterations are done;
-- ``patience``: the best score has not improved over the last ``patience`` iterations.
+- ``patience``: the best score has not improved over the last ``patience`` iterations;
+- ``budget``: the run's policy tokens reached ``max_total_tokens`` or its wall time
+  ``max_seconds`` (checked after each iteration: the one in flight finishes, its responses
+  are scored, and the best so far is returned).
 
 (``select`` itself stops with ``no_candidates`` when the first sampling produced no usable text.)
 """
@@ -13,6 +16,7 @@ The rules, checked in this order after every ``select``:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from langgraph.graph import END
@@ -23,11 +27,36 @@ from langgraph_tpo.graph.state import TPOState
 
 NodeFn = Callable[[TPOState], Awaitable[dict[str, Any]]]
 
-StopReason = Literal["bon", "score_threshold", "max_iterations", "patience", "no_candidates"]
+StopReason = Literal[
+    "bon", "score_threshold", "max_iterations", "patience", "budget", "no_candidates"
+]
 
 
-def stop_reason(config: TPOConfig, iteration: int, best_history: list[float]) -> StopReason | None:
-    """Why to stop after ``iteration``, given the best score after each iteration so far."""
+@dataclass(frozen=True)
+class Spent:
+    """What a run has used so far: policy tokens (prompt + completion) and wall seconds."""
+
+    tokens: int
+    seconds: float
+
+
+def has_budget(config: TPOConfig) -> bool:
+    return config.max_total_tokens is not None or config.max_seconds is not None
+
+
+def over_budget(config: TPOConfig, spent: Spent) -> bool:
+    """Whether ``spent`` reached either budget of ``config`` (an unset one never does)."""
+    tokens, seconds = config.max_total_tokens, config.max_seconds
+    return (tokens is not None and spent.tokens >= tokens) or (
+        seconds is not None and spent.seconds >= seconds
+    )
+
+
+def stop_reason(
+    config: TPOConfig, iteration: int, best_history: list[float], spent: Spent | None = None
+) -> StopReason | None:
+    """Why to stop after ``iteration``, given the best score after each iteration so far
+    and (when the run has a budget) what it has spent."""
     best = best_history[-1]
     if config.mode == "bon":
         return "bon"
@@ -38,6 +67,8 @@ def stop_reason(config: TPOConfig, iteration: int, best_history: list[float]) ->
     patience = config.patience
     if patience is not None and iteration >= patience and best <= best_history[-1 - patience]:
         return "patience"
+    if spent is not None and over_budget(config, spent):
+        return "budget"
     return None
 
 

@@ -133,6 +133,7 @@ class TPOState(TPOInput, TPOOutput, total=False):
     reward_requests: int  # written by reward_score
     review_decision: ReviewDecision | None  # written by update, read by select
     nonce: str  # of this run's update delimiters (kept in the checkpoint for resumes)
+    started_at: float  # time.time() when `sample` started: the clock of ``max_seconds``
 
 
 # What the loop's nodes read (their input schemas): LangGraph reads only these channels

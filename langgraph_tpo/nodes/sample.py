@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from langchain_core.messages import BaseMessage, convert_to_messages
 from langgraph.types import Overwrite
 
+from langgraph_tpo.context_window import check_fits_context
 from langgraph_tpo.degeneration import is_degenerate
 from langgraph_tpo.errors import ConfigError
 from langgraph_tpo.graph.state import TPOState
@@ -29,11 +31,19 @@ def read_conversation(state: TPOState) -> Conversation:
     """The conversation to answer, from ``messages`` or ``query``; rejects unusable input.
 
     With ``messages``, the conversation must end with a user turn; tool calls and tool
-    results are not part of what the reward model sees.
+    results are not part of what the reward model sees. Both ``query`` and ``messages``
+    is ambiguous and rejected, unless the ``query`` is the one an earlier run on the same
+    thread wrote (the last user turn of the ``conversation`` it answered). Other keys (a
+    parent graph's state) are ignored.
     """
-    if state.get("messages"):
-        return _from_messages(state["messages"])
     query: Any = state.get("query")
+    if state.get("messages"):
+        if query is not None and not _left_by_earlier_run(state, query):
+            raise ConfigError(
+                "input has both 'query' and 'messages': give one (the query "
+                f"{_preview(query)} or the conversation in messages)"
+            )
+        return _from_messages(state["messages"])
     if query is None:
         raise ConfigError("input needs a 'query' (a non-empty string) or 'messages'")
     if not isinstance(query, str):
@@ -41,6 +51,17 @@ def read_conversation(state: TPOState) -> Conversation:
     if not query.strip():
         raise ConfigError("query is empty or whitespace only")
     return [{"role": "user", "content": query}]
+
+
+def _left_by_earlier_run(state: TPOState, query: Any) -> bool:
+    """Whether ``query`` is what ``sample`` wrote on this thread before (checkpointed)."""
+    previous = state.get("conversation")
+    return bool(previous) and previous[-1]["content"] == query
+
+
+def _preview(text: Any, limit: int = 40) -> str:
+    text = str(text)
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def _from_messages(messages: list[Any]) -> Conversation:
@@ -89,18 +110,23 @@ def usable_samples(
 def make_sample_node(deps: NodeDeps) -> NodeFn:
     async def sample(state: TPOState) -> Update:
         """Reads ``query`` or ``messages``; writes ``conversation``, ``pending`` (N texts),
-        the run's delimiter ``nonce``, resets the cache, the trajectory and the iteration's
-        record (``iteration_usage``, ``extraction_counts``, ``dropped``, ...).
+        the run's delimiter ``nonce``, ``started_at`` (wall clock, kept in a checkpoint so
+        that a resumed run's ``max_seconds`` counts from its first start), resets the cache,
+        the trajectory and the iteration's record (``iteration_usage``, ...).
 
         Empty outputs, outputs that only echo the prompt set's scaffolding and (with
         ``drop_loops``) loops are dropped (``dropped``; see :func:`usable_samples`).
-        A penalty the policy cannot apply is a ConfigError before any model call."""
+        A penalty the policy cannot apply, and a conversation that cannot fit the policy's
+        context window with a reply of ``max_tokens``, are ConfigErrors before any model
+        call."""
+        started_at = time.time()
         conversation = read_conversation(state)
         config = run_config(deps)
         check_can_review(config)
         check_penalties(deps.policy, config)
         prompts = prompts_for(deps, config)
         messages = sample_messages(prompts, conversation)
+        await check_fits_context(deps.policy, messages, config.max_tokens, config.context_window)
         result = await generate(deps.policy, messages, config.num_samples, config, step="sample")
         texts, counts = usable_samples(prompts, result.texts, config.drop_loops)
         return {
@@ -120,6 +146,7 @@ def make_sample_node(deps: NodeDeps) -> NodeFn:
             "textual_gradient": "",
             "stop_reason": None,
             "nonce": make_nonce(config.seed, conversation),
+            "started_at": started_at,
         }
 
     return sample

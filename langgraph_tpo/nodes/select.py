@@ -9,8 +9,8 @@ from statistics import fmean
 from langchain_core.messages import AIMessage
 from langgraph.config import get_stream_writer
 
-from langgraph_tpo.graph.routing import stop_reason
-from langgraph_tpo.graph.state import Candidate, TPOState, TrajectoryEntry
+from langgraph_tpo.graph.routing import Spent, has_budget, stop_reason
+from langgraph_tpo.graph.state import Candidate, TPOState, TrajectoryEntry, UsageRecord
 from langgraph_tpo.nodes.common import (
     NodeDeps,
     NodeFn,
@@ -40,6 +40,9 @@ def make_select_node(deps: NodeDeps) -> NodeFn:
         ``iteration_timings``, ``iteration_usage``, ``review_decision``, ...); writes
         ``chosen``, ``rejected``, ``response``, ``score``, ``stop_reason``, appends this
         iteration to ``trajectory`` and empties the record for the next one.
+
+        With a budget (``max_total_tokens``, ``max_seconds``) it also reads ``started_at``
+        and the usage of every iteration (see :func:`spent_so_far`).
         """
         start = time.perf_counter()
         config = run_config(deps)
@@ -48,7 +51,8 @@ def make_select_node(deps: NodeDeps) -> NodeFn:
         history = [e["best_score"] for e in state.get("trajectory") or []]
         if candidates:
             best, worst = best_and_worst(candidates)
-            reason = stop_reason(config, iteration, [*history, best["score"]])
+            spent = spent_so_far(state) if has_budget(config) else None
+            reason = stop_reason(config, iteration, [*history, best["score"]], spent)
         else:
             best = worst = None
             reason = "no_candidates"
@@ -71,6 +75,16 @@ def make_select_node(deps: NodeDeps) -> NodeFn:
         return _only_changes(state, update)
 
     return select
+
+
+def spent_so_far(state: TPOState) -> Spent:
+    """The run's policy tokens (every logged iteration's usage and the one in flight) and
+    the wall seconds since ``sample`` stored ``started_at``."""
+    usages: list[UsageRecord] = [e["usage"] for e in state.get("trajectory") or []]
+    usages.append(state.get("iteration_usage") or {})
+    tokens = sum(u.get("prompt_tokens", 0) + u.get("completion_tokens", 0) for u in usages)
+    started = state.get("started_at")
+    return Spent(tokens, time.time() - started if started is not None else 0.0)
 
 
 # Written every iteration, though usually unchanged (the best stays the best for a while);

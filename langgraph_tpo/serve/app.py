@@ -31,6 +31,7 @@ from starlette.types import Receive, Scope, Send
 
 from langgraph_tpo.backends.factory import EMBEDDED_DEFAULTS, BackendSettings, build_models
 from langgraph_tpo.config import TPOConfig, make_config, settings_from_env
+from langgraph_tpo.context_window import ConversationTooLongError
 from langgraph_tpo.errors import (
     BackendUnavailableError,
     ConfigError,
@@ -193,7 +194,7 @@ class TPOService:
     def run_error(self, exc: BaseException) -> APIError:
         """The error answer for a run that failed; keys masked, never a traceback."""
         message = redact(" ".join(str(exc).split()) or type(exc).__name__, self.secrets)
-        if isinstance(exc, ContextTooLongError):
+        if isinstance(exc, ContextTooLongError | ConversationTooLongError):
             return APIError(400, message, code="context_length_exceeded")
         if isinstance(exc, ConfigError):
             return APIError(400, message)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
-from langgraph_tpo.backends.causal_lm import LoadedModel
+from langgraph_tpo.backends.causal_lm import LoadedModel, stored_context_window
 from langgraph_tpo.backends.nucleus import TemperatureTopP
 from langgraph_tpo.backends.transformers_chat import TransformersChatModel, _generate_kwargs
 from langgraph_tpo.errors import ConfigError
@@ -242,3 +242,11 @@ def test_generation_cut_at_max_tokens_never_ends_in_a_broken_character(
     cut = [texts(model, prompt, max_tokens=k)[0] for k in range(1, 9)]
     assert any(text.endswith("\ufffd") for text in raw)  # some cuts split an emoji
     assert all("\ufffd" not in text for text in cut), cut
+
+
+async def test_the_embedded_model_knows_its_window_and_counts_a_prompt(smollm2) -> None:
+    policy = TransformersChatModel()
+    assert await policy.acontext_window() == 8192 == smollm2.model.config.max_position_embeddings
+    assert stored_context_window() == 8192  # read from disk, no weights needed
+    tokens = await policy.acount_prompt_tokens([HumanMessage("Hello there")])
+    assert 2 < tokens < 40

@@ -137,7 +137,7 @@ def test_rerun_skips_finished_prompts_and_drops_a_truncated_last_line(
     log.unlink()
     result = run_eval(cli, data, out)
     assert result.exit_code == 0, result.output
-    assert "skipped 4 prompts" in result.stderr and "truncated last line" in result.stderr
+    assert "skipped 4 results" in result.stderr and "truncated last line" in result.stderr
     lines = read_jsonl(out)
     assert lines[:4] == first and len(lines) == 6
     assert sorted(x["prompt"] for x in lines) == sorted(prompts(6))
@@ -158,7 +158,7 @@ def test_ids_match_across_reruns_even_when_text_changes(
     assert run_eval(cli, data, out).exit_code == 0
     write_jsonl(data, [{"id": "a", "prompt": "one, edited"}, {"id": "b", "prompt": "two"}])
     result = run_eval(cli, data, out)
-    assert "skipped 1 prompts" in result.stderr
+    assert "skipped 1 results" in result.stderr
     assert [x["id"] for x in read_jsonl(out)] == ["a", "b"]
 
 
@@ -239,5 +239,20 @@ def test_failed_prompts_are_reported_not_written_and_retried_on_rerun(
 
     monkeypatch.delenv("TPO_FAKE_FAIL")
     result = run_eval(cli, data, out)
-    assert result.exit_code == 0 and "skipped 4 prompts" in result.stderr
+    assert result.exit_code == 0 and "skipped 4 results" in result.stderr
     assert sorted(x["id"] for x in read_jsonl(out)) == list(range(6))
+
+
+def test_a_prompt_over_the_context_window_fails_alone(
+    cli: CliRunner, fake_env: dict[str, str], tmp_path: Path
+) -> None:
+    rows = [{"id": i, "prompt": p} for i, p in enumerate(prompts(3))]
+    rows[1]["prompt"] = "x " * 100_000
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    out = tmp_path / "r.jsonl"
+    result = run_eval(cli, data, out, "--context-window", "4096", "--max-tokens", "64")
+    assert result.exit_code == 1
+    assert "line 2 (id 1)" in result.stderr and "context window of 4096 tokens" in result.stderr
+    assert sorted(x["id"] for x in read_jsonl(out)) == [0, 2]
+    calls = policy_calls(Path(fake_env["TPO_FAKE_LOG"]))
+    assert calls and all("x x x" not in (call["query"] or "") for call in calls)

@@ -4,12 +4,14 @@ once, valid JSONL throughout, and no model work for the prompts already finished
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from testsupport.interrupts import interrupt_after
+from langgraph_tpo.cli.eval_checkpoints import checkpoint_path
+from testsupport.interrupts import interrupt_after, wait_for_lines
 
 from .conftest import invoke, policy_calls, prompt_list, prompts, read_jsonl, spawn, write_jsonl
 
@@ -55,7 +57,7 @@ def test_kill_mid_run_then_rerun_resumes(
     monkeypatch.setenv("TPO_FAKE_LOG", str(second_log))
     result = invoke(cli, args)
     assert result.exit_code == 0, result.output
-    assert f"skipped {len(first)} prompts" in result.stderr
+    assert f"skipped {len(first)} results" in result.stderr
     lines = read_jsonl(out)
     assert lines[: len(first)] == first
     assert sorted(x["prompt"] for x in lines) == sorted(prompts(COUNT))  # each exactly once
@@ -63,3 +65,43 @@ def test_kill_mid_run_then_rerun_resumes(
         assert sorted(x["id"] for x in lines) == sorted(f"p{i}" for i in range(COUNT))
     rerun = [c["query"] for c in policy_calls(second_log) if c["kind"] == "sample"]
     assert sorted(rerun) == sorted(set(prompts(COUNT)) - {x["prompt"] for x in first})
+
+
+def test_sigkill_mid_run_resumes_each_run_without_repeating_a_finished_call(
+    cli: CliRunner, fake_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four runs in flight (N=2, D=2: seven policy requests each) are killed after their
+    first two requests; the rerun makes only the five each still needs."""
+    data = write_jsonl(
+        tmp_path / "d.jsonl", [{"id": f"p{i}", "prompt": p} for i, p in enumerate(prompts(4))]
+    )
+    out = tmp_path / "results.jsonl"
+    args = ["eval", str(data), "-o", str(out), "-n", "2", "-d", "2", "-c", "4"]
+    first_log = tmp_path / "first-run-calls.jsonl"
+    proc = spawn(args, {**fake_env, "TPO_FAKE_DELAY": "0.5", "TPO_FAKE_LOG": str(first_log)})
+    try:
+        wait_for_lines(first_log, 8)  # sample and textual_loss of every run have finished
+        time.sleep(0.25)  # their checkpoints are written; the next requests are half-way
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert not out.exists() or out.read_text() == ""  # every run was in flight
+    first = policy_calls(first_log)
+    assert len(first) == 8 and checkpoint_path(out).exists()
+
+    second_log = tmp_path / "second-run-calls.jsonl"
+    monkeypatch.setenv("TPO_FAKE_LOG", str(second_log))
+    result = invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "resuming 4 runs in flight" in result.stderr
+    second = policy_calls(second_log)
+    assert [c["kind"] for c in second].count("sample") == 0
+    assert len(first) + len(second) == 4 * 7  # no finished request made twice
+    assert not checkpoint_path(out).exists()  # cleaned once every result is written
+
+    monkeypatch.setenv("TPO_FAKE_LOG", str(tmp_path / "fresh-calls.jsonl"))
+    fresh = tmp_path / "fresh.jsonl"
+    assert invoke(cli, ["eval", str(data), "-o", str(fresh), *args[4:]]).exit_code == 0
+    responses = {x["id"]: x["response"] for x in read_jsonl(out)}
+    assert responses == {x["id"]: x["response"] for x in read_jsonl(fresh)}

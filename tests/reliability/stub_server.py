@@ -162,7 +162,8 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/health":
             self._send(200, b"")
         elif self.path == "/v1/models":
-            models = [{"id": "stub", "object": "model", "max_model_len": 4096}]
+            # no window of its own: context errors come from ``max_prompt_chars`` scripts
+            models = [{"id": "stub", "object": "model", "max_model_len": 1_000_000}]
             self._send(200, {"object": "list", "data": models})
         else:
             self._send(404, {"error": {"message": f"no route {self.path}"}})

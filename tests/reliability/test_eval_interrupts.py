@@ -44,7 +44,7 @@ def test_interrupted_eval_keeps_valid_jsonl_and_the_rerun_finishes(
     proc = spawn(args)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
-    assert f"skipped {len(first)} prompts" in err
+    assert f"skipped {len(first)} results" in err
     lines = read_jsonl(out)  # valid JSONL again: a torn last line is cut off
     assert lines[: len(first)] == first
     assert sorted(x["id"] for x in lines) == sorted(f"p{i}" for i in range(COUNT))

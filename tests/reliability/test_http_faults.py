@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from langgraph_tpo import PolicyError, RewardError, TPOConfig, create_tpo_graph
 from langgraph_tpo.backends.vllm_server import VLLMServerReward, vllm_chat_model
 from langgraph_tpo.cli import app
-from langgraph_tpo.errors import ContextTooLongError, TPOError
+from langgraph_tpo.errors import ConfigError, ContextTooLongError, TPOError
 
 from .conftest import CLEAN_ENV, QUERY, QUICK, SMALL, Backends, one_error_line, run_tpo
 
@@ -170,16 +170,16 @@ async def test_query_over_the_window_is_reported_before_the_loop(
 ) -> None:
     query = "word " * 9000
     before = _chat_requests(vllm_servers)
-    with pytest.raises(ContextTooLongError, match="maximum context length is 8192") as info:
+    with pytest.raises(ConfigError, match="context window of 8192 tokens") as info:
         await _real_graph(vllm_servers, SMALL).ainvoke({"query": query})
     assert not info.value.transient
-    assert _chat_requests(vllm_servers) - before == 1  # the sample request only, rejected
+    assert _chat_requests(vllm_servers) == before  # refused from /v1/models' max_model_len
 
 
 @pytest.mark.integration
 def test_cli_query_over_the_window_is_one_line(vllm_servers: VLLMServers) -> None:
-    """``tpo run`` with the LLM judge on the real policy server: the first (sampling)
-    request is refused, before any scoring."""
+    """``tpo run`` with the LLM judge on the real policy server: refused before any
+    request, from the server's ``max_model_len``."""
     result = run_tpo(
         ["run", "-", "--policy-url", vllm_servers.policy_url, "--policy-model",
          vllm_servers.policy_model, "-n", "2", "-d", "1", "--max-tokens", "8", "--retries", "0"],
@@ -187,4 +187,4 @@ def test_cli_query_over_the_window_is_one_line(vllm_servers: VLLMServers) -> Non
     )  # fmt: skip
     assert result.returncode == 1
     line = one_error_line(result.stderr)
-    assert "maximum context length is 8192" in line and "reduce the length" in line, line
+    assert "context window of 8192 tokens" in line and "max_tokens 8" in line, line

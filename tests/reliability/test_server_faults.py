@@ -219,7 +219,7 @@ def test_cli_eval_server_dies_mid_run_then_rerun_finishes(
     sampled_before = policy.count("chat", "sample")
     second = run_tpo(args)
     assert second.returncode == 0, second.stderr
-    assert f"skipped {len(done)} prompts" in second.stderr
+    assert f"skipped {len(done)} results" in second.stderr
     lines = read_jsonl(out)
     assert lines[: len(done)] == done
     assert sorted(x["id"] for x in lines) == sorted(f"p{i}" for i in range(len(prompts)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 
@@ -451,3 +452,36 @@ def test_the_app_runs_the_prompt_set_it_was_given() -> None:
 def test_an_unknown_prompt_set_fails_when_the_app_is_made() -> None:
     with pytest.raises(ConfigError, match="unknown prompt set 'papr'"):
         create_app(config=SMALL, backends=BackendSettings(), prompts="papr")
+
+
+def test_budgets_per_request_and_as_server_defaults(base_url: str) -> None:
+    client = openai.OpenAI(base_url=base_url, api_key="unused")
+    budget = {"max_iterations": 3, "max_total_tokens": 1}
+    reply = client.chat.completions.create(
+        model="tpo", messages=CONVERSATION, extra_body={"tpo": budget}
+    )
+    assert reply.model_extra["tpo"]["stop_reason"] == "budget"
+    assert reply.model_extra["tpo"]["iterations"] == 0 and reply.choices[0].message.content
+    config = {**SMALL, "max_iterations": 3, "max_seconds": 1e-9}
+    with serving(create_app(TokenPolicy(), length_reward(), config=config, retry=None)) as url:
+        client = openai.OpenAI(base_url=url, api_key="unused")
+        reply = client.chat.completions.create(model="tpo", messages=CONVERSATION)
+    assert reply.model_extra["tpo"]["stop_reason"] == "budget"
+
+
+def test_a_conversation_over_the_context_window_is_a_400_before_any_model_call(
+    policy: TokenPolicy,
+) -> None:
+    config = {**SMALL, "context_window": 4096}
+    with serving(create_app(policy, length_reward(), config=config, retry=None)) as url:
+        client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
+        messages = [{"role": "user", "content": "x " * 100_000}]
+        start = time.monotonic()
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.chat.completions.create(model="tpo", messages=messages)
+        assert time.monotonic() - start < 2.0
+        assert caught.value.code == "context_length_exceeded"
+        assert re.search(r"is 200\d\d\d characters.*window of 4096", caught.value.message)
+        short = [{"role": "user", "content": "How do I clean an oak table?"}]
+        assert client.chat.completions.create(model="tpo", messages=short).choices
+    assert len(policy.calls) == 4  # only the short request's: sample, loss, gradient, update

@@ -20,6 +20,7 @@ CORE = {
     "prompts",
     "extraction",
     "degeneration",
+    "context_window",
 }
 ALLOWED: dict[str, set[str]] = {
     **{name: CORE for name in CORE},

@@ -95,6 +95,35 @@ def test_bad_messages_are_rejected_before_any_model_call(messages, problem) -> N
     assert policy.calls == []
 
 
+def test_query_and_messages_together_are_rejected_naming_both() -> None:
+    policy = FakeNPolicy()
+    graph = create_tpo_graph(policy, length_reward, SMALL)
+    with pytest.raises(ConfigError, match=r"both 'query' and 'messages'.*'A'"):
+        graph.invoke({"query": "A", "messages": [HumanMessage("B")]})
+    assert policy.calls == []
+
+
+def test_a_thread_answered_from_messages_takes_the_next_turn_as_messages() -> None:
+    graph = create_tpo_graph(FakeNPolicy(), length_reward, SMALL, checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "turns"}}
+    graph.invoke({"messages": [HumanMessage("first question")]}, config)
+    out = graph.invoke({"messages": [HumanMessage("second question")]}, config)
+    assert out["query"] == "second question"
+    with pytest.raises(ConfigError, match="both 'query' and 'messages'"):
+        graph.invoke({"query": "a third, alone"}, config)
+
+
+def test_a_parents_other_keys_are_allowed_beside_messages() -> None:
+    class ChatWithTopic(MessagesState):
+        topic: str
+
+    parent = StateGraph(ChatWithTopic)
+    parent.add_node("tpo", create_tpo_graph(FakeNPolicy(), length_reward, SMALL))
+    parent.add_edge(START, "tpo")
+    out = parent.compile().invoke({"messages": [HumanMessage("q")], "topic": "tables"})
+    assert out["messages"][-1].type == "ai" and out["topic"] == "tables"
+
+
 def test_messages_state_parent_adds_the_graph_directly_with_a_checkpointer() -> None:
     tpo = create_tpo_graph(FakeNPolicy(), length_reward, SMALL)
     parent = StateGraph(MessagesState)
