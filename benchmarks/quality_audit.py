@@ -6,6 +6,8 @@ budget: ``tpo`` and ``revision`` (N samples, D iterations, N per update) and ``b
 
 - **loops**: the share of final answers that are mostly repetition (the rule of
   :mod:`langgraph_tpo.degeneration`, applied to the final answer whatever the run dropped);
+- **outputs looping**: the share of all sample and update outputs the runs counted as
+  ``degenerate`` (with ``drop_loops`` on; before the rule existed: not counted);
 - **meta talk**: the share of final answers that talk about the optimisation instead of
   answering: words of the prompts' own scaffolding (:data:`META_WORDS`: chosen, rejected,
   suggestions, improved response, ...) that the query does not contain;
@@ -107,6 +109,8 @@ class VariantResult:
     finals: list[str] = field(default_factory=list)
     scores: list[float | None] = field(default_factory=list)
     gains: list[float] = field(default_factory=list)
+    outputs: int = 0  # responses the policy wrote in sample and update
+    loops: int = 0  # of which degenerate (counted by the runs, dropped or not)
     updates: UpdateOutputs = field(default_factory=UpdateOutputs)
     seconds: float = 0.0
 
@@ -147,7 +151,11 @@ async def run_variant(graph, variant: str, queries: list[str], args) -> VariantR
     start = time.perf_counter()
     outputs = await asyncio.gather(*(one(q) for q in queries))
     result.seconds = time.perf_counter() - start
+    per_step = context["num_samples"]
     for out in outputs:
+        trajectory = out.get("trajectory") or []
+        result.outputs += per_step * len(trajectory)
+        result.loops += sum((e.get("extraction") or {}).get("degenerate", 0) for e in trajectory)
         result.finals.append(out.get("response") or "")
         result.scores.append(out.get("score"))
         first = (out.get("trajectory") or [{}])[0].get("best_score")
@@ -164,6 +172,7 @@ def summarize(results: dict[str, VariantResult], queries: list[str]) -> dict[str
         meta = [bool(meta_words(a, q)) for a, q in zip(result.finals, queries, strict=True)]
         row: dict[str, Any] = {
             "loops": fmean(loops),
+            "output_loops": result.loops / result.outputs if result.outputs else None,
             "meta_talk": fmean(meta),
             "delimited": result.updates.shares(),
             "mean_gain": fmean(result.gains) if result.gains else None,
@@ -198,7 +207,7 @@ def _delimited(shares: dict[str, Any]) -> str:
 
 def print_table(summary: dict[str, Any], title: str) -> None:
     table = Table(title=title)
-    columns = ("variant", "loops", "meta talk", "delimited (tagged/any)", "mean gain",
+    columns = ("variant", "loops", "outputs looping", "meta talk", "delimited (tagged/any)", "mean gain",
                "mean score", "win vs bon", "s")  # fmt: skip
     for column in columns:
         table.add_column(column)
@@ -207,6 +216,7 @@ def print_table(summary: dict[str, Any], title: str) -> None:
         table.add_row(
             variant,
             _pct(row["loops"]),
+            _pct(row.get("output_loops")),
             _pct(row["meta_talk"]),
             _delimited(delimited),
             "-" if row["mean_gain"] is None else f"{row['mean_gain']:+.3f}",
