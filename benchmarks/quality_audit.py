@@ -207,8 +207,8 @@ def _delimited(shares: dict[str, Any]) -> str:
 
 def print_table(summary: dict[str, Any], title: str) -> None:
     table = Table(title=title)
-    columns = ("variant", "loops", "outputs looping", "meta talk", "delimited (tagged/any)", "mean gain",
-               "mean score", "win vs bon", "s")  # fmt: skip
+    columns = ("variant", "loops", "outputs looping", "meta talk", "delimited (tagged/any)",
+               "mean gain", "mean score", "win vs bon", "s")  # fmt: skip
     for column in columns:
         table.add_column(column)
     for variant, row in summary.items():
