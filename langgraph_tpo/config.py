@@ -30,6 +30,18 @@ Settings = TypeVar("Settings", bound=BaseModel)
 ENV_PREFIX = "TPO_"
 
 
+def _openai_penalty(name: str, effect: str) -> Any:
+    """A penalty field with OpenAI's range and semantics (off, so not sent, when null)."""
+    return Field(
+        None,
+        ge=-2.0,
+        le=2.0,
+        allow_inf_nan=False,
+        description=f"OpenAI {name}, -2.0..2.0: {effect} (negative favours repeats); null: "
+        "not sent. The paper's reference uses none.",
+    )
+
+
 class TPOConfig(BaseModel):
     """Settings of a TPO run. Paper defaults: N=5, D=2, temperature 0.7, top_p 0.95."""
 
@@ -104,23 +116,14 @@ class TPOConfig(BaseModel):
         "response so far (null: no cap).",
     )
 
-    frequency_penalty: float | None = Field(
-        None,
-        ge=-2.0,
-        le=2.0,
-        allow_inf_nan=False,
-        description="OpenAI frequency_penalty, -2.0..2.0: each token's logit is lowered by this "
-        "times the number of times the token already appears in the response (negative "
-        "favours repeats); null: not sent. The paper's reference uses none.",
+    frequency_penalty: float | None = _openai_penalty(
+        "frequency_penalty",
+        "each token's logit is lowered by this times the number of times the token already "
+        "appears in the response",
     )
-    presence_penalty: float | None = Field(
-        None,
-        ge=-2.0,
-        le=2.0,
-        allow_inf_nan=False,
-        description="OpenAI presence_penalty, -2.0..2.0: each token already in the response has "
-        "its logit lowered by this once (negative favours repeats); null: not sent. The paper's "
-        "reference uses none.",
+    presence_penalty: float | None = _openai_penalty(
+        "presence_penalty",
+        "each token already in the response has its logit lowered by this once",
     )
     repetition_penalty: float | None = Field(
         None,
