@@ -52,6 +52,7 @@ from benchmarks.prompts import prompts as benchmark_prompts
 from langgraph_tpo import TPOConfig, create_tpo_graph
 from langgraph_tpo.backends.factory import BackendSettings, build_models
 from langgraph_tpo.degeneration import is_degenerate
+from testsupport.pair import POLICY_NAME
 
 VARIANTS = ("tpo", "revision", "bon")
 META_WORDS = (
@@ -262,7 +263,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="another TPOConfig field for every run, e.g. --set repetition_penalty=1.2",
     )
     parser.add_argument("--policy-url", help="running policy server (vLLM) for --backend vllm")
-    parser.add_argument("--policy-model", default=None)
+    parser.add_argument("--policy-model", default=POLICY_NAME, help="served policy model name")
     parser.add_argument("--rescore", metavar="JSON", help="recount a saved audit and print it")
     return parser.parse_args(argv)
 
