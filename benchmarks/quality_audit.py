@@ -96,11 +96,12 @@ class UpdateOutputs(AsyncCallbackHandler):
 
     def shares(self) -> dict[str, float | None]:
         if not self.outputs:
-            return {"tagged": None, "any": None, "outputs": 0}
+            return {"tagged": None, "any": None, "looping": None, "outputs": 0}
         both = sum(all(d.lower() in t.lower() for d in ds) for t, ds in self.outputs)
         some = sum(any(d.lower() in t.lower() for d in ds) for t, ds in self.outputs)
         n = len(self.outputs)
-        return {"tagged": both / n, "any": some / n, "outputs": n}
+        loops = sum(is_degenerate(t) for t, _ in self.outputs)
+        return {"tagged": both / n, "any": some / n, "looping": loops / n, "outputs": n}
 
 
 @dataclass
