@@ -15,11 +15,13 @@ conversation whose words or characters already exceed the room is refused at onc
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 
-from langgraph_tpo.errors import ConfigError
+from langgraph_tpo.errors import ConfigError, PolicyError
+from langgraph_tpo.policy import policy_error
 
 MAX_CHARS_PER_TOKEN = 32  # generous: English averages about 4 characters per token
 
@@ -31,7 +33,18 @@ class ConversationTooLongError(ConfigError):
 async def policy_context_window(policy: BaseChatModel) -> int | None:
     """The policy's context window in tokens, when it says (None otherwise)."""
     ask = getattr(policy, "acontext_window", None)
-    return await ask() if ask is not None else None
+    return await _asked(policy, ask) if ask is not None else None
+
+
+async def _asked(policy: BaseChatModel, ask: Any, *args: Any) -> Any:
+    """``await ask(*args)``; a failure of the policy's own (loading the model, reaching its
+    server) is a :class:`PolicyError`, as it would be at the first call."""
+    try:
+        return await ask(*args)
+    except (ConfigError, PolicyError):
+        raise
+    except Exception as exc:
+        raise policy_error(exc, policy) from exc
 
 
 async def check_fits_context(
@@ -61,7 +74,7 @@ async def check_fits_context(
     count = getattr(policy, "acount_prompt_tokens", None)
     if count is None:
         return
-    tokens = await count(list(messages))
+    tokens = await _asked(policy, count, list(messages))
     if tokens > room:
         raise ConversationTooLongError(
             f"the prompt (the conversation as sent to the policy) is {tokens} tokens; with a "

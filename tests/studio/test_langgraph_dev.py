@@ -10,7 +10,8 @@ from testsupport.fake_backends import POLICY_FACTORY, REWARD_FACTORY
 pytestmark = pytest.mark.slow
 
 # Small enough for the embedded CPU default to answer in seconds.
-TINY = {"num_samples": 2, "max_iterations": 1, "max_tokens": 12, "seed": 1}
+# lenient: the embedded SmolLM2 seldom writes the update delimiters; these tests count outputs
+TINY = {"num_samples": 2, "max_iterations": 1, "max_tokens": 12, "seed": 1, "extraction": "lenient"}
 
 
 async def test_studio_schema_shows_tpo_and_backend_fields(studio_url: str) -> None:
