@@ -33,6 +33,9 @@ TOP_LEVEL_SETTINGS = {
     "max_tokens": "max_tokens",
     "max_completion_tokens": "max_tokens",
     "seed": "seed",
+    "frequency_penalty": "frequency_penalty",
+    "presence_penalty": "presence_penalty",
+    "repetition_penalty": "repetition_penalty",  # vLLM's server takes it at the top level too
 }
 # Standard fields accepted and ignored: they do not change what the reply is.
 IGNORED_FIELDS = frozenset(
@@ -48,8 +51,6 @@ IGNORED_FIELDS = frozenset(
 )
 # Standard fields TPO cannot honour: accepted only with their no-op value.
 NO_OP_VALUES: dict[str, tuple[Any, ...]] = {
-    "frequency_penalty": (0, 0.0),
-    "presence_penalty": (0, 0.0),
     "logprobs": (False,),
     "top_logprobs": (0,),
     "tools": ([],),

@@ -70,9 +70,17 @@ def test_messages_roles_and_text_parts() -> None:
     ]
 
 
+def test_penalties_at_the_top_level_become_the_runs_settings() -> None:
+    config = parse(frequency_penalty=0.5, presence_penalty=-0.25, repetition_penalty=1.1).config
+    assert (config.frequency_penalty, config.presence_penalty) == (0.5, -0.25)
+    assert config.repetition_penalty == 1.1
+    with pytest.raises(APIError) as caught:
+        parse(frequency_penalty=3)
+    assert caught.value.status == 400 and "frequency_penalty" in caught.value.message
+
+
 def test_no_op_values_of_unsupported_fields_are_accepted() -> None:
     parse(
-        frequency_penalty=0,
         logprobs=False,
         tools=[],
         response_format={"type": "text"},
