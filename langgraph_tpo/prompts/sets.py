@@ -188,11 +188,12 @@ class PromptSet:
 
     @cached_property
     def delimiter_pattern(self) -> re.Pattern[str]:
-        """Matches either delimiter with any nonce (to recognise echoed scaffolding)."""
-        parts = [
-            re.escape(d.format(nonce="\x00")).replace("\\\x00", r"\w*").replace("\x00", r"\w*")
-            for d in (self.update_start, self.update_end)
-        ]
+        """Matches either delimiter with any nonce (to recognise echoed scaffolding), also
+        one cut short after its nonce (an output that ran out of tokens there)."""
+        parts = []
+        for delimiter in (self.update_start, self.update_end):
+            before, _, after = delimiter.format(nonce="\x00").partition("\x00")
+            parts.append(re.escape(before) + r"\w*" + (f"(?:{re.escape(after)})?" if after else ""))
         return re.compile("|".join(parts), re.IGNORECASE)
 
     def _scaffolding_lines(self) -> Iterable[str]:

@@ -377,6 +377,13 @@ def test_outputs_that_echo_the_scaffolding_are_dropped_and_counted(prompts: Prom
     assert [c["text"] for c in out["candidates"]] == ["a real answer", "kept"]
 
 
+def test_an_echoed_format_line_cut_short_is_scaffolding_too() -> None:
+    """An output that echoed the update's format line and ran out of tokens inside the
+    closing delimiter is still nothing but scaffolding."""
+    assert PAPER.is_scaffolding("(the improved answer)\n</improved_response_21e7")
+    assert not PAPER.is_scaffolding("Water it weekly.\n</improved_response_21e7")
+
+
 def test_a_real_answer_that_mentions_a_header_is_kept() -> None:
     assert not PAPER.is_scaffolding("## Chosen answer\nWater it every morning.")
     assert PAPER.is_scaffolding("## User query\n\n## Chosen answer\n")
