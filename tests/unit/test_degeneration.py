@@ -11,8 +11,7 @@ from langgraph_tpo.prompts import UPDATE_END_TAG, UPDATE_START_TAG
 
 # What `make demo` once returned: one line, slightly varied, eighteen times.
 DEMO_LOOP = "\n\n".join(
-    f"Your chosen answer is a {word} piece of yourself."
-    for word in ["little", "well-loved"] * 9
+    f"Your chosen answer is a {word} piece of yourself." for word in ["little", "well-loved"] * 9
 )
 GOOD_ANSWER = """Here is how to take care of a wooden table:
 

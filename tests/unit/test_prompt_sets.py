@@ -122,9 +122,7 @@ def test_each_critique_step_states_its_own_role_in_its_own_turn(name: str) -> No
     policy = run(name, CONFIG.with_overrides({"max_iterations": 1}))
     loss, gradient, update = (calls(policy, k)[0][-1] for k in ("loss", "gradient", "update"))
     assert all(m.type == "human" for m in (loss, gradient, update))
-    assert "only the comparison" in str(loss.content) or "only the evaluation" in str(
-        loss.content
-    )
+    assert "only the comparison" in str(loss.content) or "only the evaluation" in str(loss.content)
     assert "list of changes" in str(gradient.content)
     assert "already works" in str(gradient.content)  # leave alone what works
 
