@@ -34,7 +34,7 @@ config = TPOConfig(num_samples=2, max_iterations=1, max_tokens=96, critique_max_
 graph = create_tpo_graph(policy, reward, config, prompts=code_review)
 out = graph.invoke({"query": "Write a function that reverses a string."})
 print(out["response"])
-print(out["trajectory"][1]["extraction"])  # how the rewrites were read, e.g. {'tagged': 1, 'no_open_tag': 1}
+print(out["trajectory"][1]["extraction"])  # e.g. {'tagged': 1, 'no_open_tag': 1}
 
 # A built-in set for one run, by name: "paper" (the default) or "compact"
 out = graph.invoke(
