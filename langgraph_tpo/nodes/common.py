@@ -16,6 +16,7 @@ from langgraph.runtime import get_runtime
 from langgraph.types import Overwrite
 
 from langgraph_tpo.config import TPOConfig
+from langgraph_tpo.degeneration import is_degenerate
 from langgraph_tpo.graph.state import Brief, Candidate, TPOState
 from langgraph_tpo.prompts import PAPER, PromptSet, builtin_prompt_set
 from langgraph_tpo.reward import BatchReward, Conversation
@@ -59,6 +60,16 @@ def conversation_text(conversation: Conversation) -> str:
     if len(conversation) == 1:
         return conversation[0]["content"]
     return "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in conversation)
+
+
+def rejection(prompts: PromptSet, text: str, drop_loops: bool) -> str | None:
+    """Why a new response is not worth scoring: ``scaffolding`` (only the prompt set's own
+    text echoed back), ``degenerate`` (a loop, when ``drop_loops``), or None (keep it)."""
+    if prompts.is_scaffolding(text):
+        return "scaffolding"
+    if drop_loops and is_degenerate(text):
+        return "degenerate"
+    return None
 
 
 def brief(candidate: Candidate | None) -> Brief | None:

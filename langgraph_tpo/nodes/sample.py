@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Any
 
 from langchain_core.messages import BaseMessage, convert_to_messages
 from langgraph.types import Overwrite
 
 from langgraph_tpo.context_window import check_fits_context
-from langgraph_tpo.degeneration import is_degenerate
 from langgraph_tpo.errors import ConfigError
 from langgraph_tpo.graph.state import TPOState
 from langgraph_tpo.nodes.common import (
@@ -18,6 +18,7 @@ from langgraph_tpo.nodes.common import (
     Update,
     new_iteration_record,
     prompts_for,
+    rejection,
     run_config,
 )
 from langgraph_tpo.nodes.review import check_can_review
@@ -93,18 +94,13 @@ def usable_samples(
     unless every remaining output loops: a run then still has an answer to return, and
     the count says what it is made of.
     """
-    texts = [t for t in outputs if t.strip() and not prompts.is_scaffolding(t)]
-    counts: dict[str, int] = {}
-    echoes = sum(1 for t in outputs if t.strip()) - len(texts)
-    if echoes:
-        counts["scaffolding"] = echoes
-    if drop_loops:
-        loops = [is_degenerate(t) for t in texts]
-        if any(loops):
-            counts["degenerate"] = sum(loops)
-            if not all(loops):
-                texts = [t for t, loop in zip(texts, loops, strict=True) if not loop]
-    return texts, counts
+    written = [t for t in outputs if t.strip()]
+    reasons = [rejection(prompts, t, drop_loops) for t in written]
+    counts = dict(Counter(r for r in reasons if r))
+    kept = [t for t, reason in zip(written, reasons, strict=True) if reason is None]
+    if not kept:  # every output that is not an echo loops: keep the loops
+        kept = [t for t, reason in zip(written, reasons, strict=True) if reason == "degenerate"]
+    return kept, counts
 
 
 def make_sample_node(deps: NodeDeps) -> NodeFn:

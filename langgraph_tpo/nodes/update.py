@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from collections import Counter
 
-from langgraph_tpo.degeneration import is_degenerate
 from langgraph_tpo.extraction import Extraction, extract_response
 from langgraph_tpo.graph.state import TPOState
-from langgraph_tpo.nodes.common import NodeDeps, NodeFn, Update, prompts_for, run_config
+from langgraph_tpo.nodes.common import (
+    NodeDeps,
+    NodeFn,
+    Update,
+    prompts_for,
+    rejection,
+    run_config,
+)
 from langgraph_tpo.nodes.policy_call import call_policy
 from langgraph_tpo.nodes.review import review_gradient
 from langgraph_tpo.prompts import PromptSet
@@ -37,11 +43,8 @@ def read_output(
     response, used = extract_response(text, delimiters, rule=rule)  # type: ignore[arg-type]
     if response is None:
         return None, used
-    if prompts.is_scaffolding(response):
-        return None, "scaffolding"
-    if drop_loops and is_degenerate(response):
-        return None, "degenerate"
-    return response, used
+    reason = rejection(prompts, response, drop_loops)
+    return (None, reason) if reason else (response, used)  # type: ignore[return-value]
 
 
 def make_update_node(deps: NodeDeps) -> NodeFn:
