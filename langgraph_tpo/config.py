@@ -171,7 +171,7 @@ class TPOConfig(BaseModel):
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            raise ConfigError(_describe(exc, "TPO config")) from exc
+            raise config_error(exc, "TPO config") from exc
 
     @field_validator("score_threshold")
     @classmethod
@@ -212,20 +212,19 @@ def validated(model: type[Settings], values: Mapping[str, Any] | None, what: str
     try:
         return model.model_validate(dict(values or {}))
     except ValidationError as exc:
-        inner = _ours(exc)
-        if inner is not None:
-            raise inner from inner.__cause__
-        raise ConfigError(_describe(exc, what)) from exc
+        raise config_error(exc, what) from exc
+    except ConfigError:  # raised by the model's own ``__init__``, already named
+        raise
 
 
-def _ours(exc: ValidationError) -> ConfigError | None:
-    """The ConfigError of ``TPOConfig.__init__`` that pydantic wrapped (it validates through
-    a custom ``__init__``); its cause is the ValidationError naming each field."""
+def config_error(exc: ValidationError, what: str) -> ConfigError:
+    """The :class:`ConfigError` for a failed validation: a ConfigError a validator raised
+    (a rule between fields, which names its settings), else one naming each bad field."""
     for err in exc.errors():
         inner = (err.get("ctx") or {}).get("error")
         if isinstance(inner, ConfigError):
             return inner
-    return None
+    return ConfigError(_describe(exc, what))
 
 
 def env_name(field: str) -> str:

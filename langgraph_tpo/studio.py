@@ -21,10 +21,10 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph_sdk.runtime import ServerRuntime
 from pydantic import Field, create_model
 
+from langgraph_tpo.assembly import assemble, resolve_settings
 from langgraph_tpo.backends.balancer import split_urls
-from langgraph_tpo.backends.factory import EMBEDDED_DEFAULTS, BackendSettings, build_models
-from langgraph_tpo.config import TPOConfig, make_config, settings_from_env
-from langgraph_tpo.graph import create_tpo_graph
+from langgraph_tpo.backends.factory import BackendSettings
+from langgraph_tpo.config import TPOConfig
 
 # Backend settings a run's context cannot carry, and why.
 NOT_IN_CONTEXT = {
@@ -60,12 +60,8 @@ BACKEND_FIELDS = tuple(n for n in BackendSettings.model_fields if n not in NOT_I
 @lru_cache(maxsize=8)
 def graph_for(settings: tuple[tuple[str, object], ...]) -> CompiledStateGraph:
     """One graph per distinct backend settings, so models load once per server."""
-    backends = BackendSettings.from_env(**dict(settings))
-    policy, reward = build_models(backends)
-    defaults = make_config(
-        {**(EMBEDDED_DEFAULTS if backends.is_embedded else {}), **settings_from_env(TPOConfig)}
-    )
-    return create_tpo_graph(policy, reward, defaults, context_schema=StudioContext, name="tpo")
+    config, backends = resolve_settings(dict(settings))
+    return assemble(config, backends, context_schema=StudioContext, name="tpo").graph
 
 
 def make_graph(runtime: ServerRuntime) -> CompiledStateGraph:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import Any, Literal, Self
 from urllib.parse import urlparse
 
 from langchain_core.language_models import BaseChatModel
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from langgraph_tpo.backends.balancer import split_urls
 from langgraph_tpo.backends.user_models import (
@@ -22,7 +23,7 @@ from langgraph_tpo.backends.user_models import (
     policy_from_factory,
     reward_from_factory,
 )
-from langgraph_tpo.config import settings_from_env, validated
+from langgraph_tpo.config import config_error, settings_from_env, validated
 from langgraph_tpo.errors import ConfigError
 from langgraph_tpo.reward import BatchReward, WeightedReward
 
@@ -165,9 +166,10 @@ class BackendSettings(BaseModel):
         return split_urls(self.reward_url)
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> Self:
-        """Settings from ``TPO_POLICY_URL``, ``TPO_REWARD_URL``, ... then ``overrides``."""
-        values: dict[str, Any] = settings_from_env(cls)
+    def from_env(cls, environ: Mapping[str, str] | None = None, /, **overrides: Any) -> Self:
+        """Settings from ``TPO_POLICY_URL``, ``TPO_REWARD_URL``, ... (of ``environ``,
+        default the process's) then ``overrides``."""
+        values: dict[str, Any] = settings_from_env(cls, environ)
         values.update({k: v for k, v in overrides.items() if v not in (None, "", [], ())})
         return validated(cls, values, "backend settings")
 
@@ -175,8 +177,17 @@ class BackendSettings(BaseModel):
     def is_embedded(self) -> bool:
         return not (self.policy_url or self.policy_path or self.policy_factory)
 
-    def validate(self) -> None:
-        """Raise :class:`ConfigError` naming the setting that is wrong or conflicts."""
+    def __init__(self, **values: Any) -> None:
+        """Validate ``values`` and the rules between fields: a :class:`ConfigError` naming
+        the setting that is wrong or conflicts (as ``TPOConfig`` does)."""
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise config_error(exc, "backend settings") from exc
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> Self:
+        """The rules between fields, checked whenever settings are built."""
         # (judge with reward_factory: reported by _validate_factories)
         conflicting = [name for name in ("reward_url", "reward_path") if getattr(self, name)]
         if self.judge and conflicting:
@@ -200,6 +211,7 @@ class BackendSettings(BaseModel):
         self._validate_reward_placement()
         self._validate_factories()
         self._validate_weights()
+        return self
 
     def _validate_weights(self) -> None:
         if self.reward_weights is None:
@@ -258,7 +270,6 @@ class BackendSettings(BaseModel):
 
 def build_policy(settings: BackendSettings) -> BaseChatModel:
     """The policy chat model the settings name."""
-    settings.validate()
     if settings.policy_factory:
         return policy_from_factory(settings.policy_factory)
     if settings.policy_url:
@@ -296,7 +307,6 @@ def reward_weights(text: str) -> tuple[float, float]:
 def build_reward(settings: BackendSettings, policy: BaseChatModel) -> BatchReward:
     """The reward the settings name: a reward model (an LLM judge over ``policy`` when none
     is given), a verifier (``reward``), or their weighted sum."""
-    settings.validate()
     if not settings.reward:
         return build_reward_model(settings, policy)
     from langgraph_tpo.backends.math_verifier import MathVerifierReward

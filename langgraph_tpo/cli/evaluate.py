@@ -37,6 +37,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from langgraph_tpo.assembly import assemble
 from langgraph_tpo.backends.balancer import Balancer, count_requests
 from langgraph_tpo.backends.factory import BackendSettings
 from langgraph_tpo.cli import options as o
@@ -65,10 +66,9 @@ from langgraph_tpo.cli.eval_plan import (
     plan_items,
     result_line,
 )
-from langgraph_tpo.cli.models import build_models, check_servers, describe_backends
+from langgraph_tpo.cli.models import check_servers, describe_backends
 from langgraph_tpo.cli.results import ResultsWriter, line_key, open_results, read_results
 from langgraph_tpo.config import TPOConfig
-from langgraph_tpo.graph import create_tpo_graph
 from langgraph_tpo.prompts import PromptSet
 from langgraph_tpo.reward import Row, check_row, row_fields_of
 
@@ -272,7 +272,7 @@ def report_end(console: Console, outcome: Outcome, out: Path, total: int, done_b
     note(console, f"done: {summary}")
 
 
-@o.settings_options()
+@o.settings_options(command="eval")
 def eval_command(
     data: Annotated[
         Path,
@@ -428,15 +428,12 @@ def build_graphs(
     ``rows`` (where each is, and its fields): checked for the fields the reward reads
     (a verifier's ``reference``) before any model call."""
     check_servers(backends, retry)
-    policy, reward = build_models(backends)
-    fields = row_fields_of(reward)
+    run = assemble(next(iter(configs.values())), backends, retry=retry, prompts=prompts)
+    fields = row_fields_of(run.reward)
     for where, row in (rows or {}).items() if fields else ():
         check_row(fields, row, where)
-    graphs = {
-        m: create_tpo_graph(policy, reward, c, retry=retry, prompts=prompts)
-        for m, c in configs.items()
-    }
-    return graphs, several_server_balancers(policy, reward)
+    graphs = {m: run.graph_for(c) for m, c in configs.items()}
+    return graphs, several_server_balancers(run.policy, run.reward)
 
 
 def several_server_balancers(*models: Any) -> list[Balancer]:

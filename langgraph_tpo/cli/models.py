@@ -1,4 +1,4 @@
-"""The policy and reward a command runs on, built from backend settings."""
+"""The servers a command runs on: checked before any model work, and described in results."""
 
 from __future__ import annotations
 
@@ -7,23 +7,15 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from langchain_core.language_models import BaseChatModel
 from langgraph.types import RetryPolicy
 
-from langgraph_tpo.backends import factory
 from langgraph_tpo.backends.balancer import split_urls
 from langgraph_tpo.backends.factory import BackendSettings
 from langgraph_tpo.backends.vllm_server import openai_api_url, server_root_url
 from langgraph_tpo.errors import BackendUnavailableError
-from langgraph_tpo.reward import BatchReward
 
 SECRET_FIELDS = ("api_key",)
 PROBE_TIMEOUT_S = 5.0
-
-
-def build_models(settings: BackendSettings) -> tuple[BaseChatModel, BatchReward]:
-    """Load (or connect to) the policy and the reward the settings name."""
-    return factory.build_models(settings)
 
 
 def describe_backends(settings: BackendSettings) -> dict[str, Any]:

@@ -26,11 +26,12 @@ from typing import Annotated, Any
 import typer
 import yaml
 from langgraph.types import RetryPolicy
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
-from langgraph_tpo.backends.factory import EMBEDDED_DEFAULTS, BackendSettings
-from langgraph_tpo.config import TPOConfig, env_name, make_config, settings_from_env
+from langgraph_tpo.assembly import resolve_settings
+from langgraph_tpo.backends.factory import BackendSettings
+from langgraph_tpo.config import TPOConfig, env_name
 from langgraph_tpo.errors import ConfigError
 from langgraph_tpo.graph.builder import DEFAULT_RETRY
 from langgraph_tpo.prompts import BUILTIN_SETS, DEFAULT_PROMPT_SET, PromptSet
@@ -43,15 +44,16 @@ NO_FLAG = {
     "review_gradient": "review_gradient is not available in the CLI: it pauses for a human to "
     "edit the gradient and needs an interactive resume; use the Python API or LangGraph Studio",
 }
-# Options of the commands themselves that a config file may also set (a command uses the
-# ones it has): (type, smallest value). What a command reads, writes and prints (the prompt,
-# DATA, --out, --json, --quiet) stays on the command line.
-COMMAND_OPTIONS: dict[str, tuple[type, int | None]] = {
-    "retries": (int, 0),
-    "concurrency": (int, 1),
-    "limit": (int, 1),
-    "max_errors": (int, 1),
-    "compare": (str, None),
+# Options of the commands themselves that a config file may also set: (type, smallest
+# value, the commands that have it); a key of another command's is an error, not ignored.
+# What a command reads, writes and prints (the prompt, DATA, --out, --json, --quiet) stays
+# on the command line.
+COMMAND_OPTIONS: dict[str, tuple[type, int | None, frozenset[str]]] = {
+    "retries": (int, 0, frozenset({"run", "eval", "serve"})),
+    "concurrency": (int, 1, frozenset({"eval"})),
+    "limit": (int, 1, frozenset({"eval"})),
+    "max_errors": (int, 1, frozenset({"eval"})),
+    "compare": (str, None, frozenset({"eval"})),
 }
 COMMAND_LINE_ONLY = {"prompt", "data", "out", "json", "quiet", "config"}
 # Flag names of the settings that have more than their --kebab-case name (first: the main one).
@@ -153,6 +155,7 @@ class CommandSettings:
     retries: int | None = None
     config_model: type[TPOConfig] = TPOConfig
     backend_model: type[BackendSettings] = BackendSettings
+    command: str | None = None  # tpo COMMAND: which command options its config file may set
 
     @property
     def api_key(self) -> str | None:
@@ -170,12 +173,15 @@ class CommandSettings:
         else the config file's value, else ``default``."""
         if given is not None:
             return given
-        values = read_settings_file(self.config_file, self.config_model, self.backend_model)
-        return values.get(name, default)
+        return self.file_values().get(name, default)
 
-    def load(
-        self, secrets: list[str | None]
-    ) -> tuple[TPOConfig, BackendSettings, PromptSet]:
+    def file_values(self) -> dict[str, Any]:
+        """The ``--config`` file's settings and command options, checked."""
+        return read_settings_file(
+            self.config_file, self.config_model, self.backend_model, self.command
+        )
+
+    def load(self, secrets: list[str | None]) -> tuple[TPOConfig, BackendSettings, PromptSet]:
         """What ``tpo run``, ``tpo eval`` and ``tpo serve`` start from: :meth:`resolve`, then
         the prompt set (:func:`load_prompts`); the backends' API key is added to ``secrets``
         first."""
@@ -186,31 +192,27 @@ class CommandSettings:
 
     def resolve(self) -> tuple[TPOConfig, BackendSettings]:
         """Environment, then config file, then flags (later wins), validated: the run's
-        TPO config and backend settings. The embedded model has smaller TPO defaults."""
-        config_fields = flagged_fields(self.config_model)
-        values = {
-            **settings_from_env(self.config_model),
-            **read_settings_file(self.config_file, self.config_model, self.backend_model),
+        TPO config and backend settings (:func:`~langgraph_tpo.assembly.resolve_settings`,
+        which also puts the embedded model's smaller defaults under them)."""
+        given = {
+            **{k: v for k, v in self.file_values().items() if k not in COMMAND_OPTIONS},
             **{k: v for k, v in self.flags.items() if v is not None},
         }
-        backends = self.backend_model.from_env(
-            **{k: v for k, v in values.items() if k in self.backend_model.model_fields}
+        return resolve_settings(
+            given, config_model=self.config_model, backend_model=self.backend_model
         )
-        backends.validate()
-        base = EMBEDDED_DEFAULTS if backends.is_embedded else {}
-        config = make_config(
-            {**base, **{k: v for k, v in values.items() if k in config_fields}}, self.config_model
-        )
-        return config, backends
 
 
 def settings_options(
     config_model: type[TPOConfig] = TPOConfig,
     backend_model: type[BackendSettings] = BackendSettings,
+    *,
+    command: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Give a typer command one flag per setting of ``backend_model`` and ``config_model``
     plus ``--config`` and ``--retries``; the command receives them as its ``settings``
-    keyword argument, a :class:`CommandSettings`.
+    keyword argument, a :class:`CommandSettings`. ``command`` (``run``, ``eval``,
+    ``serve``) says which command options (:data:`COMMAND_OPTIONS`) its config file may set.
 
     Typer reads a command's flags from its signature, so the wrapper's ``__signature__`` is
     the command's own parameters followed by the derived ones.
@@ -226,6 +228,7 @@ def settings_options(
         *_parameters(config_model, TPO_PANEL),
     ]
     setting_names = [p.name for p in derived[2:]]
+    command_name = command
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         own = [
@@ -245,6 +248,7 @@ def settings_options(
                 kwargs.pop("retries"),
                 config_model,
                 backend_model,
+                command_name,
             )
             return command(**kwargs, settings=settings)
 
@@ -286,18 +290,15 @@ def read_settings_file(
     path: Path | None,
     config_model: type[TPOConfig] = TPOConfig,
     backend_model: type[BackendSettings] = BackendSettings,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Settings from a TOML (``.toml``) or YAML/JSON file; keys are the settings' field
-    names (or flag names: ``num-samples``, ``threshold``)."""
+    names (or flag names: ``num-samples``, ``threshold``). Every problem names the file:
+    an unknown key, another command's option (``concurrency`` in ``tpo run``'s file), a
+    value of the wrong type, TOML in a file named as YAML or the other way round."""
     if path is None:
         return {}
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot parse settings: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a table/mapping of settings")
+    data = _parse_settings(path)
     other_names = aliases()
     data = {
         other_names.get(k, k): v
@@ -308,10 +309,42 @@ def read_settings_file(
             raise ConfigError(f"{path}: {why}")
     known = {*flagged_fields(config_model), *flagged_fields(backend_model), *COMMAND_OPTIONS}
     problems = [_unknown_key(key, known) for key in sorted(set(data) - known)]
+    problems += [p for key in data if (p := _other_commands_option(key, command))]
     problems += [p for key, value in data.items() if (p := _wrong_option_type(key, value))]
+    problems += _wrong_setting_types(data, config_model, backend_model)
     if problems:
         raise ConfigError(f"{path}: " + "; ".join(problems))
     return data
+
+
+def _parse_settings(path: Path) -> dict[str, Any]:
+    """The file's table of settings, parsed as its suffix says (``.toml``: TOML, else
+    YAML, which JSON is a subset of); a file in the other language is named as such."""
+    as_toml = path.suffix == ".toml"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: cannot parse settings: {exc}") from exc
+    try:
+        data = tomllib.loads(text) if as_toml else yaml.safe_load(text)
+        problem = "" if isinstance(data, dict) else "expected a table/mapping of settings"
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        problem = f"cannot parse settings: {exc}"
+    if not problem:
+        return data
+    if _parses_as(text, not as_toml):
+        language, suffix = ("YAML", ".yaml") if as_toml else ("TOML", ".toml")
+        problem = f"this is {language}, not {'TOML' if as_toml else 'YAML'}: name it {suffix}"
+    raise ConfigError(f"{path}: {problem}")
+
+
+def _parses_as(text: str, toml: bool) -> bool:
+    """Whether ``text`` is a table of settings in TOML (``toml``) or YAML."""
+    try:
+        data = tomllib.loads(text) if toml else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and bool(data)
 
 
 def _unknown_key(key: str, known: set[str]) -> str:
@@ -324,17 +357,46 @@ def _unknown_key(key: str, known: set[str]) -> str:
     return f"unknown setting {key!r}{hint}"
 
 
+def _other_commands_option(key: str, command: str | None) -> str:
+    """Why ``key`` is not an option of ``tpo COMMAND`` (it would be ignored), or ''."""
+    if command is None or key not in COMMAND_OPTIONS:
+        return ""
+    commands = COMMAND_OPTIONS[key][2]
+    if command in commands:
+        return ""
+    owners = " and ".join(f"tpo {c}" for c in sorted(commands))
+    return f"{key!r} is an option of {owners}, not of tpo {command}"
+
+
 def _wrong_option_type(key: str, value: Any) -> str:
     """Why a command option's value in the file is not what it must be, or '' (settings are
-    checked by their models)."""
+    checked by :func:`_wrong_setting_types`)."""
     if key not in COMMAND_OPTIONS:
         return ""
-    kind, least = COMMAND_OPTIONS[key]
+    kind, least, _ = COMMAND_OPTIONS[key]
     if not isinstance(value, kind) or isinstance(value, bool):
         return f"{key} must be {'an integer' if kind is int else 'a string'}, got {value!r}"
     if least is not None and value < least:
         return f"{key} must be >= {least}, got {value!r}"
     return ""
+
+
+def _wrong_setting_types(data: dict[str, Any], *models: type[BaseModel]) -> list[str]:
+    """Each setting in ``data`` whose value its field rejects on its own (type and range),
+    as ``name: why (got value)``; the rules between settings are checked once all layers
+    are merged."""
+    problems = []
+    for model in models:
+        strict = ConfigDict(strict=bool(model.model_config.get("strict")))
+        for name, field in model.model_fields.items():
+            if name not in data:
+                continue
+            adapter = TypeAdapter(Annotated[field.annotation, field], config=strict)
+            try:
+                adapter.validate_python(data[name])
+            except ValidationError as exc:
+                problems.append(f"{name}: {exc.errors()[0]['msg']} (got {data[name]!r})")
+    return problems
 
 
 CONFIG_FLAGS = set(flagged_fields(TPOConfig))

@@ -10,15 +10,13 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from langgraph_tpo.assembly import NodeFinished, Reported, assemble, run_events
 from langgraph_tpo.cli import options as o
 from langgraph_tpo.cli.console import exit_on_error, stderr_console
 from langgraph_tpo.cli.display import RunProgress, print_result
-from langgraph_tpo.cli.models import build_models, check_servers
+from langgraph_tpo.cli.models import check_servers
 from langgraph_tpo.config import TPOConfig
 from langgraph_tpo.errors import ConfigError
-from langgraph_tpo.graph import create_tpo_graph
-
-STREAM_MODES = ["updates", "custom", "values"]
 
 
 def read_prompt(prompt: str) -> str:
@@ -37,13 +35,13 @@ def depth(config: TPOConfig) -> int:
 async def stream_run(graph: Any, query: str, progress: RunProgress) -> dict[str, Any]:
     """Run the graph on ``query``, feeding progress; return the final state."""
     final: dict[str, Any] = {}
-    async for mode, chunk in graph.astream({"query": query}, stream_mode=STREAM_MODES):
-        if mode == "updates":
-            progress.on_update(chunk)
-        elif mode == "custom":
-            progress.on_event(chunk)
+    async for event in run_events(graph, {"query": query}):
+        if isinstance(event, NodeFinished):
+            progress.on_update({event.node: event.values})
+        elif isinstance(event, Reported):
+            progress.on_event(event.event)
         else:
-            final = chunk
+            final = event.state
     return final
 
 
@@ -58,7 +56,7 @@ def emit(out: dict[str, Any], as_json: bool, quiet: bool) -> None:
         print_result(Console(), out)
 
 
-@o.settings_options()
+@o.settings_options(command="run")
 def run(
     prompt: Annotated[
         str, typer.Argument(help="The query to optimize a response for; - reads it from stdin.")
@@ -90,8 +88,7 @@ def run(
         query = read_prompt(prompt)
         retry = settings.retry
         check_servers(backends, retry)
-        policy, reward = build_models(backends)
-        graph = create_tpo_graph(policy, reward, config, retry=retry, prompts=prompts)
+        graph = assemble(config, backends, retry=retry, prompts=prompts).graph
         with RunProgress(console, depth(config), enabled=not quiet) as progress:
             out = asyncio.run(stream_run(graph, query, progress))
     emit(out, as_json, quiet)

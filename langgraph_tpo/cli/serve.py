@@ -6,15 +6,16 @@ from typing import Annotated
 
 import typer
 
+from langgraph_tpo.assembly import assemble
 from langgraph_tpo.cli import options as o
 from langgraph_tpo.cli.console import exit_on_error, note, stderr_console
-from langgraph_tpo.cli.models import build_models, describe_backends
+from langgraph_tpo.cli.models import describe_backends
 from langgraph_tpo.serve.app import API_KEY_ENV, MAX_CONCURRENCY_ENV, create_app
 
 SERVER = "Server"
 
 
-@o.settings_options()
+@o.settings_options(command="serve")
 def serve(
     host: Annotated[
         str, typer.Option(help="Address to listen on.", rich_help_panel=SERVER)
@@ -46,10 +47,10 @@ def serve(
     secrets: list[str | None] = [settings.api_key]
     with exit_on_error(console, secrets):
         config, backends, prompts = settings.load(secrets)
-        policy, reward = build_models(backends)
+        run = assemble(config, backends, retry=settings.retry, prompts=prompts)
         app = create_app(
-            policy,
-            reward,
+            run.policy,
+            run.reward,
             config=config,
             backends=backends,
             max_concurrency=max_concurrency,

@@ -71,7 +71,7 @@ def test_the_graph_sends_n_samples_in_one_call() -> None:
 )
 def test_bad_engine_settings_are_named(settings: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        BackendSettings.from_env(**settings).validate()
+        BackendSettings.from_env(**settings)
 
 
 def test_engine_settings_from_env_flags_and_a_file(

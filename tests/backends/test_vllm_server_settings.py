@@ -15,7 +15,6 @@ from langgraph_tpo.errors import ConfigError
 
 def test_reward_url_and_model_are_enough() -> None:
     settings = BackendSettings(reward_url="http://127.0.0.1:9", reward_model="org/rm")
-    settings.validate()
     reward = build_reward(settings, policy=None)  # type: ignore[arg-type]
     assert isinstance(reward, VLLMServerReward)
     assert not reward.renders_locally and reward.tokenizer_path is None
@@ -78,4 +77,4 @@ def test_several_urls_from_flags_env_and_config_file(
 )
 def test_bad_url_among_several_is_named(urls: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        BackendSettings(policy_url=urls, policy_model="m").validate()
+        BackendSettings(policy_url=urls, policy_model="m")

@@ -92,11 +92,11 @@ def test_unknown_url_scheme_names_the_url(url: str, reward_tokenizer: Path) -> N
     with pytest.raises(ConfigError, match=repr(url)):
         VLLMServerReward(url, "m", tokenizer_path=reward_tokenizer)
     for settings, field in (
-        (BackendSettings(policy_url=url, policy_model="m"), "policy_url"),
-        (BackendSettings(reward_url=url, reward_model="r"), "reward_url"),
+        ({"policy_url": url, "policy_model": "m"}, "policy_url"),
+        ({"reward_url": url, "reward_model": "r"}, "reward_url"),
     ):
         with pytest.raises(ConfigError, match=f"{field} must be an http"):
-            settings.validate()
+            BackendSettings(**settings)
 
 
 async def test_query_over_the_window_is_one_refused_request_and_a_clear_error(
@@ -186,7 +186,7 @@ def test_cli_judge_with_a_reward_model_is_a_conflict(cli: CliRunner, other: list
 
 def test_judge_with_a_reward_model_is_a_conflict_in_code() -> None:
     with pytest.raises(ConfigError, match="judge conflicts with reward_url and reward_path"):
-        BackendSettings(judge=True, reward_url="http://h:1", reward_path="rm").validate()
+        BackendSettings(judge=True, reward_url="http://h:1", reward_path="rm")
 
 
 def test_cli_settings_file_values_are_checked(

@@ -29,9 +29,10 @@ ALLOWED: dict[str, set[str]] = {
     "adapters": CORE | {"graph"},
     "fakes": CORE,
     "backends": CORE,
-    "serve": CORE | {"graph", "backends", "adapters"},
-    "studio": CORE | {"graph", "backends"},
-    "cli": CORE | {"graph", "backends", "adapters", "serve"},
+    "assembly": CORE | {"graph", "backends"},
+    "serve": CORE | {"graph", "backends", "adapters", "assembly"},
+    "studio": CORE | {"graph", "backends", "assembly"},
+    "cli": CORE | {"graph", "backends", "adapters", "serve", "assembly"},
 }
 NODE_VIEW_OF_GRAPH = {"langgraph_tpo.graph.state", "langgraph_tpo.graph.routing"}
 OUTSIDE = ("testsupport", "tests", "benchmarks", "examples")

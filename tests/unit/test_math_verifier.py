@@ -101,4 +101,4 @@ def test_settings_build_the_verifier_alone_or_weighted_with_a_reward_model() -> 
 )
 def test_bad_reward_weights_are_a_config_error(settings: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        BackendSettings(**settings).validate()
+        BackendSettings(**settings)
