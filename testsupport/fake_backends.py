@@ -167,6 +167,14 @@ def _math_answer(kind: str, call: int, index: int) -> str:
     return ["The answer is $\\boxed{4}$.", "We get $\\boxed{\\dfrac{5}{6}}$."][index % 2]
 
 
+class FakeMathPolicy(FakeTPOPolicy):
+    """The fake policy's request log and options, with answers for the MATH-500 fixture."""
+
+    def _text(self, kind: str, messages: list[BaseMessage], key: str, index: int) -> str:
+        return _math_answer(kind, 0, index)
+
+
 def math_policy() -> BaseChatModel:
-    """A policy for the MATH-500 fixture: its samples answer 4 or 5/6 in ``\\boxed{}``."""
-    return FakeNPolicy(responder=_math_answer)
+    """A policy for the MATH-500 fixture: its samples answer 4 or 5/6 in ``\\boxed{}``;
+    requests are logged to ``TPO_FAKE_LOG`` as :func:`policy`'s are."""
+    return FakeMathPolicy(log_path=os.environ.get(LOG_ENV) or None)

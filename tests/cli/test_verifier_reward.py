@@ -47,6 +47,8 @@ def test_math500_is_scored_by_the_verifier_against_its_answers(
     by_reference = {line["reference"]: line["response"] for line in lines}
     assert "dfrac{5}{6}" in by_reference["\\frac{5}{6}"] and "boxed{4}" in by_reference["4"]
     assert all(set(line["best_scores"]) <= {0.0, 1.0} for line in lines)
+    kinds = {call["kind"] for call in policy_calls(Path(verifier_env["TPO_FAKE_LOG"]))}
+    assert {"sample", "update"} <= kinds  # the log the no-call check below reads is written
 
 
 def test_the_verifier_is_summed_with_a_reward_model_by_the_weights(
