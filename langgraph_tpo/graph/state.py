@@ -91,8 +91,8 @@ class TPOInput(TypedDict, total=False):
     the whole conversation and appends it to ``messages`` as one ``AIMessage``.
 
     ``row``: the data row's fields (e.g. ``{"reference": "1/2"}``), read only by a reward
-    that names them in ``row_fields`` (a verifier). On a reused thread, pass it with every
-    run: a run without it keeps the previous run's row.
+    that names them in ``row_fields`` (a verifier). Each run reads its own: on a reused
+    thread, a run without one has none (``sample`` takes it for the run, see ``run_row``).
     """
 
     query: str
@@ -134,6 +134,10 @@ class TPOState(TPOInput, TPOOutput, total=False):
     review_decision: ReviewDecision | None  # written by update, read by select
     nonce: str  # of this run's update delimiters (kept in the checkpoint for resumes)
     started_at: float  # time.time() when `sample` started: the clock of ``max_seconds``
+    # The input's `row`, taken by `sample` for this run (the input channel is emptied, so a
+    # later run on the same thread without a row does not score with this one): what
+    # `reward_score` reads.
+    run_row: dict[str, Any] | None
 
 
 # What the loop's nodes read (their input schemas): LangGraph reads only these channels
@@ -155,7 +159,7 @@ class ScoringView(TypedDict, total=False):
     """What ``reward_score`` reads."""
 
     conversation: Conversation
-    row: dict[str, Any]
+    run_row: dict[str, Any] | None
     pending: list[str]
     candidates: Annotated[list[Candidate], operator.add]
     iteration: int

@@ -10,9 +10,9 @@ from langgraph_tpo.reward import check_scores, score_with_row
 
 def make_reward_score_node(deps: NodeDeps) -> NodeFn:
     async def reward_score(state: TPOState) -> Update:
-        """Reads ``pending``, ``conversation``, ``candidates`` (and ``row`` for a reward that
-        reads data-row fields); appends scored ``candidates``,
-        writes their ``new_scores`` and ``reward_requests``.
+        """Reads ``pending``, ``conversation``, ``candidates`` (and ``run_row`` for a reward
+        that reads data-row fields); appends scored ``candidates``, writes their
+        ``new_scores`` and ``reward_requests``.
 
         A text already in the cache reuses its score instead of being scored again.
         """
@@ -38,7 +38,7 @@ def make_reward_score_node(deps: NodeDeps) -> NodeFn:
 async def _score(deps: NodeDeps, state: TPOState, texts: list[str]) -> list[float]:
     pairs = [(state["conversation"], t) for t in texts]
     try:
-        scores = await score_with_row(deps.reward, pairs, state.get("row"))
+        scores = await score_with_row(deps.reward, pairs, state.get("run_row"))
     except TPOError as exc:
         exc.transient = exc.transient or is_transient(exc)
         raise

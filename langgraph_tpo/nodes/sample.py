@@ -106,7 +106,8 @@ def usable_samples(
 def make_sample_node(deps: NodeDeps) -> NodeFn:
     async def sample(state: TPOState) -> Update:
         """Reads ``query`` or ``messages``; writes ``conversation``, ``pending`` (N texts),
-        the run's delimiter ``nonce``, ``started_at`` (wall clock, kept in a checkpoint so
+        the run's delimiter ``nonce``, ``run_row`` (the input's ``row``, whose channel it
+        empties for the thread's next run), ``started_at`` (wall clock, kept in a checkpoint so
         that a resumed run's ``max_seconds`` counts from its first start), resets the cache,
         the trajectory and the iteration's record (``iteration_usage``, ...).
 
@@ -143,6 +144,8 @@ def make_sample_node(deps: NodeDeps) -> NodeFn:
             "stop_reason": None,
             "nonce": make_nonce(config.seed, conversation),
             "started_at": started_at,
+            "run_row": state.get("row"),
+            "row": None,
         }
 
     return sample

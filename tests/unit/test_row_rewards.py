@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Sequence
 
 import pytest
+from langgraph.checkpoint.memory import InMemorySaver
 
 from langgraph_tpo import ConfigError, TPOConfig, create_tpo_graph
 from langgraph_tpo.fakes import FakeBatchReward, FakeNPolicy
@@ -52,6 +53,23 @@ def test_a_missing_row_field_is_an_error_naming_it_before_any_model_call() -> No
     with pytest.raises(ConfigError, match="no 'row'"):
         graph_for(ReferenceReward(), policy).invoke({"query": QUERY})
     assert policy.calls == []
+
+
+def test_each_run_on_a_reused_thread_scores_with_its_own_row() -> None:
+    reward = ReferenceReward()
+    policy = FakeNPolicy(responder=answers)
+    graph = create_tpo_graph(
+        policy, reward, TPOConfig(num_samples=3, max_iterations=1), checkpointer=InMemorySaver()
+    )
+    thread = {"configurable": {"thread_id": "reused"}}
+    first = graph.invoke({"query": QUERY, "row": {"reference": "2"}}, thread)
+    second = graph.invoke({"query": QUERY, "row": {"reference": "1"}}, thread)
+    assert (first["response"], second["response"]) == ("answer 2", "answer 1")
+    assert {row["reference"] for row in reward.rows} == {"2", "1"}
+    calls = len(policy.calls)
+    with pytest.raises(ConfigError, match="no 'row'"):  # not the previous run's row
+        graph.invoke({"query": QUERY}, thread)
+    assert len(policy.calls) == calls
 
 
 def test_rewards_without_row_fields_ignore_the_row() -> None:
