@@ -1,13 +1,15 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   installs everything, then runs TPO on the embedded CPU default
 #   make test   installs everything, then runs the whole test suite
+#   make test-fast   the suite without servers and real models (no vLLM, no SmolLM2, no
+#                    langgraph dev; markers from tests/conftest.py): day-to-day work
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 PROMPT ?= How do I take care of a wooden table?
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test test-fast lint clean
 
 setup: $(VENV)/.installed
 
@@ -23,6 +25,9 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow and not integration and not vllm and not model and not server"
 
 lint: setup
 	$(VENV)/bin/ruff check langgraph_tpo tests testsupport benchmarks examples

@@ -25,6 +25,42 @@ from testsupport.pair import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+TESTS = ROOT / "tests"
+
+# What makes a test heavy, and the marker it gets (registered in pyproject.toml); `make
+# test-fast` deselects them all. A fixture counts wherever it is in the test's closure.
+HEAVY_FIXTURES = {
+    "vllm_servers": "vllm",  # a real vLLM CPU server pair (and its venv, built if missing)
+    "studio_url": "server",  # a `langgraph dev` process
+    "smollm2": "model",  # the embedded SmolLM2, loaded with transformers
+    "smollm2_tokenizer_dir": "model",
+    "tiny_rm_dir": "model",  # a tiny transformers reward model, built from SmolLM2's tokenizer
+    "eos_ending_rm_dir": "model",
+    "reward_tokenizer": "model",
+}
+HEAVY_FOLDERS = {"integration": "vllm"}  # every test there runs against real vLLM
+HEAVY_MARKERS = ("slow", "integration", "vllm", "model", "server")
+FAST_SELECTION = " and ".join(f"not {name}" for name in HEAVY_MARKERS)  # `-m` of test-fast
+
+
+def heavy_markers(item: pytest.Item) -> set[str]:
+    """The heavy markers ``item`` earns from its fixtures and its folder."""
+    found = {HEAVY_FIXTURES[name] for name in item.fixturenames if name in HEAVY_FIXTURES}
+    folder = Path(item.path).resolve().relative_to(TESTS).parts[0]
+    if folder in HEAVY_FOLDERS:
+        found.add(HEAVY_FOLDERS[folder])
+    if item.get_closest_marker("integration"):
+        found.add("vllm")
+    return found
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with what makes it heavy (see :data:`HEAVY_FIXTURES`), so that
+    ``-m "not slow and not integration and not vllm and not model and not server"`` runs
+    the suite without servers and without real models."""
+    for item in items:
+        for name in sorted(heavy_markers(item)):
+            item.add_marker(name)
 
 
 def free_port() -> int:

@@ -1,28 +1,32 @@
 """A cache directory for things that are slow to build (dequantized weights, test models).
 
-Entries are folders filled once, atomically: built in a temporary folder under a file lock
-and renamed into place, so concurrent processes never see a half-written entry.
+Entries are folders filled once, atomically: built in a temporary folder while holding a
+``filelock.FileLock`` and renamed into place, so concurrent processes never see a
+half-written entry and never build the same entry twice.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
+import platformdirs
+from filelock import FileLock
+
 CACHE_DIR_ENV = "TPO_CACHE_DIR"
+APP_NAME = "langgraph-tpo"
 
 
 def default_cache_dir() -> Path:
-    """``$TPO_CACHE_DIR`` when set, else ``~/.cache/langgraph-tpo``."""
+    """``$TPO_CACHE_DIR`` when set, else the platform's user cache folder for the package
+    (``platformdirs``: ``~/.cache/langgraph-tpo`` on Linux, or ``$XDG_CACHE_HOME/...``)."""
     env = os.environ.get(CACHE_DIR_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "langgraph-tpo"
+    return Path(env).expanduser() if env else platformdirs.user_cache_path(APP_NAME)
 
 
 def log(message: str) -> None:
@@ -30,16 +34,11 @@ def log(message: str) -> None:
     print(f"[langgraph-tpo] {message}", file=sys.stderr, flush=True)
 
 
-@contextlib.contextmanager
-def cache_lock(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``lock_path`` (created if missing) for the block."""
+def cache_lock(lock_path: Path) -> FileLock:
+    """An exclusive inter-process lock on ``lock_path`` (its folder created if missing),
+    held for a ``with`` block; blocks until any other holder lets go."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return FileLock(lock_path)
 
 
 def build_cached_dir(

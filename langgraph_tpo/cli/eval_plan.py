@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from langgraph_tpo.cli.data import PromptRecord
-from langgraph_tpo.cli.results import line_key, prompt_id, result_key
+from langgraph_tpo.cli.results import ResultLine, line_key, prompt_id, result_key
 from langgraph_tpo.config import TPOConfig
 from langgraph_tpo.errors import ConfigError
 
@@ -139,12 +139,11 @@ def total_usage(trajectory: list[dict[str, Any]]) -> dict[str, int | None]:
 
 
 def config_mismatches(
-    lines: list[dict[str, Any]], wanted: set[str], configs: dict[str, TPOConfig]
+    lines: list[ResultLine], wanted: set[str], configs: dict[str, TPOConfig]
 ) -> int:
     """How many existing results for this run's items were made with other settings."""
     count = 0
     for line in lines:
-        method = line.get("method")
-        if method in configs and line_key(line) in wanted:
-            count += line.get("config") != configs[method].model_dump()
+        if line.method in configs and line_key(line) in wanted:
+            count += line.config != configs[line.method].model_dump()
     return count

@@ -28,7 +28,7 @@ from typing import Annotated, Any
 import typer
 
 from langgraph_tpo.cli.console import exit_on_error, note, stderr_console
-from langgraph_tpo.cli.results import line_key, read_results
+from langgraph_tpo.cli.results import ResultLine, line_key, read_results
 from langgraph_tpo.errors import ConfigError
 
 TARGETS = ("alpaca_eval", "arena_hard", "jsonl")
@@ -88,7 +88,7 @@ def export_command(
             note(console, f"{chosen}: {len(lines)} answers of {generator} in {path}{detail}")
 
 
-def target_writer(to: str) -> Callable[[list[dict[str, Any]], str, Path], tuple[Path, str]]:
+def target_writer(to: str) -> Callable[[list[ResultLine], str, Path], tuple[Path, str]]:
     """The function writing the ``--to`` format; a ConfigError names the known ones."""
     writers = {
         "alpaca_eval": write_alpaca_eval,
@@ -100,16 +100,16 @@ def target_writer(to: str) -> Callable[[list[dict[str, Any]], str, Path], tuple[
     return writers[to]
 
 
-def method_groups(results: Path, methods: str | None) -> dict[str, list[dict[str, Any]]]:
+def method_groups(results: Path, methods: str | None) -> dict[str, list[ResultLine]]:
     """The checked result lines of each method asked for (first line of each key kept)."""
-    groups: dict[str, list[dict[str, Any]]] = {}
+    groups: dict[str, list[ResultLine]] = {}
     seen: set[str] = set()
     for line in read_results(results).lines:
-        check_line(results, line)
+        check_exportable(results, line)
         key = line_key(line)
         if key not in seen:
             seen.add(key)
-            groups.setdefault(line["method"], []).append(line)
+            groups.setdefault(line.method, []).append(line)
     if not groups:
         raise ExportError(f"{results}: no results to export")
     wanted = [m.strip() for m in (methods or "").split(",") if m.strip()] or list(groups)
@@ -122,12 +122,11 @@ def method_groups(results: Path, methods: str | None) -> dict[str, list[dict[str
     return {m: groups[m] for m in wanted}
 
 
-def check_line(results: Path, line: dict[str, Any]) -> None:
-    """A result line has the fields every export reads."""
-    where = f"{results}: result {line.get('key') or line.get('id')!r}"
-    for field in ("method", "prompt", "response"):
-        if not isinstance(line.get(field), str):
-            raise ExportError(f"{where}: field '{field}' must be a string, got {line.get(field)!r}")
+def check_exportable(results: Path, line: ResultLine) -> None:
+    """A result line has a response to export (the schema already holds method, prompt)."""
+    if not isinstance(line.response, str):
+        where = f"{results}: result {line.key or line.id!r}"
+        raise ExportError(f"{where}: field 'response' must be a string, got {line.response!r}")
 
 
 def generator_name(results: Path, name: str | None, method: str, several: bool) -> str:
@@ -136,14 +135,14 @@ def generator_name(results: Path, name: str | None, method: str, several: bool) 
     return f"{name}-{method}" if several else name
 
 
-def write_alpaca_eval(lines: list[dict[str, Any]], generator: str, out: Path) -> tuple[Path, str]:
+def write_alpaca_eval(lines: list[ResultLine], generator: str, out: Path) -> tuple[Path, str]:
     """``DIR/GENERATOR/model_outputs.json``: what ``alpaca_eval --model_outputs`` reads."""
     outputs = [
         {
-            "instruction": line["prompt"],
-            "output": line["response"],
+            "instruction": line.prompt,
+            "output": line.response,
             "generator": generator,
-            "dataset": line.get("dataset") or line.get("benchmark") or "tpo",
+            "dataset": line.value("dataset") or line.value("benchmark") or "tpo",
         }
         for line in lines
     ]
@@ -153,11 +152,11 @@ def write_alpaca_eval(lines: list[dict[str, Any]], generator: str, out: Path) ->
     return path, ""
 
 
-def write_arena_hard(lines: list[dict[str, Any]], generator: str, out: Path) -> tuple[Path, str]:
+def write_arena_hard(lines: list[ResultLine], generator: str, out: Path) -> tuple[Path, str]:
     """``DIR/model_answer/GENERATOR.jsonl`` in v0.1's layout when every question was v0.1,
     else v2.0's."""
     count_tokens, counted_by = token_counter()
-    v01 = all(line.get("benchmark") == ARENA_V01 for line in lines)
+    v01 = all(line.value("benchmark") == ARENA_V01 for line in lines)
     answer = arena_v01_answer if v01 else arena_v2_answer
     records = [answer(line, generator, count_tokens) for line in lines]
     path = out / "model_answer" / f"{generator}.jsonl"
@@ -165,11 +164,11 @@ def write_arena_hard(lines: list[dict[str, Any]], generator: str, out: Path) -> 
     return path, f" (Arena-Hard {'v0.1' if v01 else 'v2.0'}; token_len: {counted_by})"
 
 
-def write_plain(lines: list[dict[str, Any]], generator: str, out: Path) -> tuple[Path, str]:
+def write_plain(lines: list[ResultLine], generator: str, out: Path) -> tuple[Path, str]:
     """``DIR/GENERATOR.jsonl``: ``id``, ``prompt``, ``response``, ``score`` per prompt."""
     fields = ("id", "prompt", "response", "score")
     path = out / f"{generator}.jsonl"
-    write_jsonl(path, [{f: line.get(f) for f in fields} for line in lines])
+    write_jsonl(path, [{f: line.value(f) for f in fields} for line in lines])
     return path, ""
 
 
@@ -180,13 +179,13 @@ def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
 
 
 def arena_v2_answer(
-    line: dict[str, Any], generator: str, count_tokens: Callable[[str], int]
+    line: ResultLine, generator: str, count_tokens: Callable[[str], int]
 ) -> dict[str, Any]:
     """One answer in Arena-Hard v2.0's layout; the conversation ends with the answer."""
-    conversation = line.get("messages") or [{"role": "user", "content": line["prompt"]}]
-    response = line["response"]
+    conversation = line.messages or [{"role": "user", "content": line.prompt}]
+    response = line.response
     return {
-        "uid": str(line.get("id")),
+        "uid": str(line.id),
         "ans_id": answer_id(generator, line),
         "model": generator,
         "messages": [*conversation, {"role": "assistant", "content": {"answer": response}}],
@@ -196,13 +195,13 @@ def arena_v2_answer(
 
 
 def arena_v01_answer(
-    line: dict[str, Any], generator: str, count_tokens: Callable[[str], int]
+    line: ResultLine, generator: str, count_tokens: Callable[[str], int]
 ) -> dict[str, Any]:
     """One answer in Arena-Hard v0.1's layout."""
-    response = line["response"]
+    response = line.response
     turn = {"content": response, "token_len": count_tokens(response)}
     return {
-        "question_id": line.get("id"),
+        "question_id": line.id,
         "answer_id": answer_id(generator, line),
         "model_id": generator,
         "choices": [{"index": 0, "turns": [turn]}],
@@ -210,14 +209,14 @@ def arena_v01_answer(
     }
 
 
-def answer_id(generator: str, line: dict[str, Any]) -> str:
+def answer_id(generator: str, line: ResultLine) -> str:
     """A stable answer id: the same on every export of the same result."""
     return hashlib.sha256(f"{generator}\n{line_key(line)}".encode()).hexdigest()[:22]
 
 
-def finished_at(line: dict[str, Any]) -> float:
+def finished_at(line: ResultLine) -> float:
     try:
-        return datetime.fromisoformat(str(line.get("finished_at"))).timestamp()
+        return datetime.fromisoformat(str(line.finished_at)).timestamp()
     except ValueError:
         return time.time()
 

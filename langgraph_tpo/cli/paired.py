@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from statistics import fmean
 from typing import Any
 
+from langgraph_tpo.cli.results import ResultLine
 from langgraph_tpo.errors import ConfigError
 
 BOOTSTRAP_RESAMPLES = 2000
@@ -23,7 +24,7 @@ CONFIDENCE = 0.95
 ITERATIVE = ("tpo", "revision")
 ALL = "all"
 
-Line = dict[str, Any]
+Line = ResultLine
 Scorer = Callable[[Line], float]
 
 
@@ -60,13 +61,13 @@ class PairedRow:
 
 
 def final_score(line: Line) -> float:
-    return float(line["score"])
+    return float(line.score or 0)
 
 
 def iteration_zero_score(line: Line) -> float:
     """The best score of the first iteration (the initial samples)."""
-    scores = line.get("best_scores") or [line["score"]]
-    return float(scores[0] if scores[0] is not None else line["score"])
+    first = line.best_scores[0] if line.best_scores else None
+    return float(first if first is not None else line.score or 0)
 
 
 def comparisons(groups: dict[str, list[Line]]) -> list[Comparison]:
@@ -97,7 +98,7 @@ def _budget(groups: dict[str, list[Line]], method: str) -> str:
 
 
 def _config(lines: list[Line]) -> dict[str, Any]:
-    return lines[0].get("config") or {}
+    return lines[0].config
 
 
 def paired_rows(
@@ -122,9 +123,9 @@ def paired_rows(
 def check_field(groups: dict[str, list[Line]], field: str) -> None:
     """A ConfigError naming ``field`` and the fields the results have, when none has it."""
     lines = [line for lines in groups.values() for line in lines]
-    if any(line.get(field) is not None for line in lines):
+    if any(line.value(field) is not None for line in lines):
         return
-    present = sorted({k for line in lines for k, v in line.items() if _is_category(v)})
+    present = sorted({k for line in lines for k, v in line.present().items() if _is_category(v)})
     raise ConfigError(
         f"--by {field}: no result line has the field {field!r}; fields that could group "
         f"prompts: {', '.join(present) or 'none'}"
@@ -140,7 +141,7 @@ def _is_label_list(value: Any) -> bool:
 
 
 def _group_of(line: Line, by: str | None) -> str:
-    value = line.get(by) if by else None
+    value = line.value(by) if by else None
     if value is None:
         return "(none)"
     return ", ".join(value) if _is_label_list(value) else str(value)

@@ -40,7 +40,14 @@ from langgraph_tpo.cli.paired import (
     paired_rows,
     terminal_cells,
 )
-from langgraph_tpo.cli.results import data_id, line_key, line_text, read_results
+from langgraph_tpo.cli.results import (
+    ResultLine,
+    ResultUsage,
+    data_id,
+    line_key,
+    line_text,
+    read_results,
+)
 from langgraph_tpo.errors import ConfigError
 
 BANDS = {"std": "±1 std across prompts", "iqr": "interquartile range (25th-75th percentile)"}
@@ -73,15 +80,15 @@ class MethodSummary:
     wall_s_per_prompt: float
 
 
-def load_lines(paths: Sequence[Path]) -> tuple[list[dict[str, Any]], int]:
+def load_lines(paths: Sequence[Path]) -> tuple[list[ResultLine], int]:
     """Usable result lines of all files (first of each key wins), and how many were
     left out (no score, or a key already seen)."""
-    lines: dict[str, dict[str, Any]] = {}
+    lines: dict[str, ResultLine] = {}
     left_out = 0
     for path in paths:
         for line in read_results(path).lines:
             key = line_key(line)
-            if key in lines or not _is_number(line.get("score")) or not line.get("best_scores"):
+            if key in lines or not _is_number(line.score) or not line.best_scores:
                 left_out += 1
                 continue
             lines[key] = line
@@ -92,25 +99,25 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def by_method(lines: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def by_method(lines: list[ResultLine]) -> dict[str, list[ResultLine]]:
     """Lines grouped by method: tpo, revision, bon first, others as they come."""
-    groups: dict[str, list[dict[str, Any]]] = {}
+    groups: dict[str, list[ResultLine]] = {}
     for line in lines:
-        groups.setdefault(str(line.get("method")), []).append(line)
+        groups.setdefault(line.method, []).append(line)
     order = [m for m in METHODS if m in groups] + [m for m in groups if m not in METHODS]
     return {m: groups[m] for m in order}
 
 
-def best_so_far(line: dict[str, Any], length: int) -> list[float]:
+def best_so_far(line: ResultLine, length: int) -> list[float]:
     """Best score after each of ``length`` iterations, carried forward after a stop."""
-    scores = [float(s) for s in line["best_scores"] if _is_number(s)] or [float(line["score"])]
+    scores = [float(s) for s in line.best_scores if _is_number(s)] or [float(line.score or 0)]
     return scores[:length] + [scores[-1]] * (length - len(scores))
 
 
-def make_curves(groups: dict[str, list[dict[str, Any]]], band: str) -> dict[str, Curve]:
+def make_curves(groups: dict[str, list[ResultLine]], band: str) -> dict[str, Curve]:
     """The plotted series of every method, each as long as its longest run (prompts that
     stopped early keep their best); best-of-N spans the longest other curve."""
-    lengths = {m: max(len(line["best_scores"]) for line in lines) for m, lines in groups.items()}
+    lengths = {m: max(len(line.best_scores) for line in lines) for m, lines in groups.items()}
     longest = max((n for m, n in lengths.items() if m != "bon"), default=1)
     curves = {}
     for method, lines in groups.items():
@@ -125,8 +132,8 @@ def make_curves(groups: dict[str, list[dict[str, Any]]], band: str) -> dict[str,
     return curves
 
 
-def _common_num_samples(lines: list[dict[str, Any]]) -> int | None:
-    counts = Counter((line.get("config") or {}).get("num_samples") for line in lines)
+def _common_num_samples(lines: list[ResultLine]) -> int | None:
+    counts = Counter(line.config.get("num_samples") for line in lines)
     value, _ = counts.most_common(1)[0]
     return value if isinstance(value, int) else None
 
@@ -152,15 +159,12 @@ def _quartiles(values: list[float]) -> tuple[float, float]:
     return q1, q3
 
 
-def summarize(method: str, lines: list[dict[str, Any]]) -> MethodSummary:
+def summarize(method: str, lines: list[ResultLine]) -> MethodSummary:
     """Mean final score, gain and win rate over the initial best, cost per prompt."""
-    finals = [float(line["score"]) for line in lines]
+    finals = [float(line.score or 0) for line in lines]
     initials = [best_so_far(line, 1)[0] for line in lines]
-    tokens = [
-        line["usage"]["total_tokens"]
-        for line in lines
-        if (line.get("usage") or {}).get("total_tokens") is not None
-    ]
+    usages = [line.usage or ResultUsage() for line in lines]
+    tokens = [u.total_tokens for u in usages if u.total_tokens is not None]
     return MethodSummary(
         method=method,
         prompts=len(lines),
@@ -168,25 +172,21 @@ def summarize(method: str, lines: list[dict[str, Any]]) -> MethodSummary:
         mean_gain=fmean(f - i for f, i in zip(finals, initials, strict=True)),
         win_rate=fmean(f > i for f, i in zip(finals, initials, strict=True)),
         tokens_per_prompt=fmean(tokens) if tokens else None,
-        generations_per_prompt=fmean(
-            (line.get("usage") or {}).get("generations", 0) or 0 for line in lines
-        ),
-        wall_s_per_prompt=fmean(
-            (line.get("timings") or {}).get("wall_s", 0) or 0 for line in lines
-        ),
+        generations_per_prompt=fmean(u.generations or 0 for u in usages),
+        wall_s_per_prompt=fmean((line.timings and line.timings.wall_s) or 0 for line in lines),
     )
 
 
-def prompt_identity(line: dict[str, Any]) -> str:
+def prompt_identity(line: ResultLine) -> str:
     """The prompt a line answers, across methods: its id, else its text (or conversation)."""
     given = data_id(line)
     return f"id:{given}" if given is not None else f"prompt:{line_text(line)}"
 
 
-def head_to_head(groups: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+def head_to_head(groups: dict[str, list[ResultLine]]) -> list[dict[str, Any]]:
     """For each pair of methods, on the prompts both answered: who scored higher."""
     scores = {
-        m: {prompt_identity(x): float(x["score"]) for x in lines} for m, lines in groups.items()
+        m: {prompt_identity(x): float(x.score or 0) for x in lines} for m, lines in groups.items()
     }
     rows = []
     for a, b in combinations(groups, 2):

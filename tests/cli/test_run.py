@@ -185,7 +185,6 @@ def test_connection_failure_is_one_red_line_without_the_key(
     cli: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A real OpenAI-compatible client against a closed port: no traceback, no key."""
-    pytest.importorskip("langgraph_tpo.backends.judge")
     for name in ("TPO_POLICY_FACTORY", "TPO_REWARD_FACTORY"):
         monkeypatch.delenv(name, raising=False)
     args = ["--policy-url", "http://127.0.0.1:9/v1", "--policy-model", "m", "--api-key", KEY]

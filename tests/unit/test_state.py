@@ -8,7 +8,7 @@ from langgraph.types import Command
 
 from langgraph_tpo import TPOConfig, create_tpo_graph
 from langgraph_tpo.fakes import FakeNPolicy
-from langgraph_tpo.graph.state import TrajectoryEntry, add_per_key
+from langgraph_tpo.graph.state import TPOState, TrajectoryEntry, add_per_key
 
 QUERY = "How do I take care of a wooden table?"
 RECORD = (
@@ -43,21 +43,41 @@ def test_add_per_key_sums_counters() -> None:
 
 
 def test_trajectory_entries_have_exactly_the_declared_keys() -> None:
+    """Every entry ``select`` logs carries each required key of TrajectoryEntry and nothing
+    undeclared; only the last one carries the optional ``stop_reason``."""
     _, graph, config = graph_with_memory()
     out = graph.invoke({"query": QUERY}, config)
     required = TrajectoryEntry.__required_keys__
-    assert required | TrajectoryEntry.__optional_keys__ == set(TrajectoryEntry.__annotations__)
-    assert [set(e) - required for e in out["trajectory"]] == [set(), set(), {"stop_reason"}]
-    assert all(set(e) >= required for e in out["trajectory"])
+    assert [set(e) for e in out["trajectory"]] == [
+        required,
+        required,
+        required | {"stop_reason"},
+    ]
+    assert [e["iteration"] for e in out["trajectory"]] == [0, 1, 2]
+    assert out["trajectory"][-1]["stop_reason"] == out["stop_reason"]
 
 
 def test_select_empties_the_iteration_record_after_logging_it() -> None:
     _, graph, config = graph_with_memory()
-    graph.invoke({"query": QUERY}, config)
+    out = graph.invoke({"query": QUERY}, config)
+    last = out["trajectory"][-1]
+    # what the record held was logged: the last iteration timed its nodes, called the policy
+    assert set(last["timings"]) >= {"textual_loss", "textual_gradient", "update", "select"}
+    assert last["usage"]["requests"] >= 3 and len(last["new_scores"]) == 2
+    assert last["reward_requests"] == 1
+    # and every channel of the record is back to its empty value
     values = graph.get_state(config).values
-    assert values["iteration_timings"] == {} and values["iteration_usage"] == {}
-    assert values["extraction_counts"] == {} and values["new_scores"] == []
-    assert values["review_decision"] is None and "step" not in values
+    emptied = {key: values.get(key) for key in RECORD}
+    assert emptied == {
+        "iteration_timings": {},
+        "iteration_usage": {},
+        "extraction_counts": {},
+        "new_scores": [],
+        "dropped": 0,
+        "reward_requests": 0,
+        "review_decision": None,
+    }
+    assert set(values) <= set(TPOState.__annotations__)  # no undeclared channel is written
 
 
 def test_a_new_query_on_a_paused_thread_starts_a_fresh_record() -> None:
