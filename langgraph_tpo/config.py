@@ -29,6 +29,19 @@ ExtractionRule = Literal["delimited", "lenient", "strict"]
 Settings = TypeVar("Settings", bound=BaseModel)
 ENV_PREFIX = "TPO_"
 
+# The CPU-sized defaults of the embedded model (SmolLM2-135M in-process): what `tpo run`,
+# `tpo serve` and Studio apply when no backend is named, and what ``TPOConfig.cpu()`` gives
+# the Python API. Small enough to finish on 2 cores in under 3 minutes.
+# repetition_penalty 1.1 (the paper: none): over 48 samples of 256 tokens (16 prompts, N=3)
+# none looped with 1.0, 1.1 or 1.2, and SmolLM2 judging itself scored 1.1 highest (3.99
+# against 3.86 and 3.82; docs/benchmarks.md section 10).
+EMBEDDED_DEFAULTS: dict[str, Any] = {
+    "num_samples": 3,
+    "max_iterations": 1,
+    "max_tokens": 256,
+    "repetition_penalty": 1.1,
+}
+
 
 def _openai_penalty(name: str, effect: str) -> Any:
     """A penalty field with OpenAI's range and semantics (off, so not sent, when null)."""
@@ -179,6 +192,22 @@ class TPOConfig(BaseModel):
         if value is not None and not math.isfinite(value):
             raise ValueError("score_threshold must be a finite number or null")
         return value
+
+    @classmethod
+    def cpu(cls, **overrides: Any) -> TPOConfig:
+        """The CPU-sized preset for the embedded model, as ``tpo run`` uses it.
+
+        Reads :data:`EMBEDDED_DEFAULTS` (N=3, D=1, ``max_tokens`` 256,
+        ``repetition_penalty`` 1.1; every other field keeps its paper default) and then
+        ``overrides``. ``TPOConfig()`` alone has the paper's defaults (N=5, D=2,
+        ``max_tokens`` 2048): right for a GPU server, many minutes per query on a laptop::
+
+            graph = create_tpo_graph(policy, reward, TPOConfig.cpu())
+            graph = create_tpo_graph(policy, reward, TPOConfig.cpu(max_tokens=128))
+
+        An invalid override is a :class:`ConfigError` naming the field.
+        """
+        return cls(**{**EMBEDDED_DEFAULTS, **overrides})
 
     def with_overrides(self, overrides: Mapping[str, Any] | BaseModel | None) -> TPOConfig:
         """This config with the fields in ``overrides`` replaced (validated).

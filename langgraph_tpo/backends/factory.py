@@ -18,6 +18,7 @@ from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from langgraph_tpo.backends.balancer import split_urls
+from langgraph_tpo.backends.extras import require
 from langgraph_tpo.backends.user_models import (
     check_spec,
     policy_from_factory,
@@ -27,16 +28,6 @@ from langgraph_tpo.config import config_error, settings_from_env, validated
 from langgraph_tpo.errors import ConfigError
 from langgraph_tpo.reward import BatchReward, WeightedReward
 
-# Defaults of the embedded CPU job: small enough to finish on 2 cores in under 3 minutes.
-# repetition_penalty 1.1 (the paper: none): over 48 samples of 256 tokens (16 prompts, N=3)
-# none looped with 1.0, 1.1 or 1.2, and SmolLM2 judging itself scored 1.1 highest (3.99
-# against 3.86 and 3.82; docs/benchmarks.md section 10).
-EMBEDDED_DEFAULTS: dict[str, Any] = {
-    "num_samples": 3,
-    "max_iterations": 1,
-    "max_tokens": 256,
-    "repetition_penalty": 1.1,
-}
 URL_FIELDS = ("policy_url", "reward_url")
 
 
@@ -279,15 +270,26 @@ def build_policy(settings: BackendSettings) -> BaseChatModel:
             settings.policy_url, settings.policy_model or "", api_key=settings.api_key
         )
     if settings.policy_engine == "vllm":
+        require("vllm", "vllm", what="in-process vLLM (policy_engine 'vllm')")
         from langgraph_tpo.backends.vllm_inprocess import VLLMChatModel, import_vllm
 
         import_vllm()  # a clear error now when vllm is missing, not at the first call
         return VLLMChatModel(
             model=settings.policy_path or "", engine_args=settings.engine_args or {}
         )
+    require_local(settings.policy_path, "the in-process transformers policy")
     from langgraph_tpo.backends.transformers_chat import TransformersChatModel
 
     return TransformersChatModel(model_path=settings.policy_path)
+
+
+def require_local(model_path: str | None, what: str) -> None:
+    """BackendUnavailableError naming ``langgraph-tpo[local]`` when torch or transformers is
+    missing (and gguf, for the embedded default or a ``.gguf`` file), before any model loads."""
+    modules = ["torch", "transformers"]
+    if model_path is None or model_path.endswith(".gguf"):
+        modules.append("gguf")
+    require("local", *modules, what=what)
 
 
 def reward_weights(text: str) -> tuple[float, float]:
@@ -309,6 +311,7 @@ def build_reward(settings: BackendSettings, policy: BaseChatModel) -> BatchRewar
     is given), a verifier (``reward``), or their weighted sum."""
     if not settings.reward:
         return build_reward_model(settings, policy)
+    require("math", "math_verify", what="the math verifier reward (reward 'math')")
     from langgraph_tpo.backends.math_verifier import MathVerifierReward
 
     verifier = MathVerifierReward()
@@ -333,6 +336,7 @@ def build_reward_model(settings: BackendSettings, policy: BaseChatModel) -> Batc
             api_key=settings.api_key,
         )
     if settings.reward_path:
+        require("local", "torch", "transformers", what="the in-process reward model")
         from langgraph_tpo.backends.transformers_reward import TransformersReward
 
         return TransformersReward(

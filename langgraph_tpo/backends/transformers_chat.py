@@ -28,6 +28,7 @@ from langgraph_tpo.backends.causal_lm import (
     stored_context_window,
 )
 from langgraph_tpo.backends.chat_base import Sample, SamplingChatModel, chat_result
+from langgraph_tpo.backends.extras import require
 from langgraph_tpo.backends.nucleus import TemperatureTopP
 from langgraph_tpo.backends.penalties import penalty_processors
 from langgraph_tpo.errors import ConfigError, PolicyError
@@ -146,6 +147,7 @@ class TransformersChatModel(SamplingChatModel):
     @model_validator(mode="after")
     def _model_path_exists(self) -> TransformersChatModel:
         """A local ``model_path`` that holds no model fails here, not at the first call."""
+        require("local", "torch", "transformers", what="TransformersChatModel")
         check_model_path(self.model_path)
         return self
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from langgraph_tpo.backends.chat_template import render_batch_for_reward
+from langgraph_tpo.backends.extras import require
 from langgraph_tpo.backends.model_files import check_model_dir, check_tokenizer_dir, is_local
 from langgraph_tpo.errors import BackendUnavailableError, ConfigError, RewardError
 from langgraph_tpo.reward import RewardPair, check_scores
@@ -44,6 +45,7 @@ class TransformersReward:
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        require("local", "torch", "transformers", what="TransformersReward")
         _check_paths(model_path, tokenizer_path)
         self.model_path = model_path
         self.tokenizer_path = tokenizer_path or model_path

@@ -115,7 +115,7 @@ def create_tpo_graph(
     (update), which are scored and added to the cache. Input: ``{"query": str}`` or
     ``{"messages": [...]}`` (either with an optional ``row``: the data row's fields, for a
     reward that reads them); output: ``response``, ``score``, ``trajectory``, ``stop_reason``
-    and more (see the README's output table).
+    and more (see the output table of docs/python-api.md).
 
     Args:
         policy: Any LangChain chat model (``BaseChatModel``); it writes the responses,

@@ -80,7 +80,7 @@ def _from_messages(messages: list[Any]) -> Conversation:
     if conversation[-1]["role"] != "user":
         raise ConfigError(
             f"messages: the last message must be the user's turn to answer, "
-            f"got a {conversation[-1]['role']} message"
+            f"got {article(conversation[-1]['role'])} message"
         )
     return conversation
 
@@ -149,3 +149,8 @@ def make_sample_node(deps: NodeDeps) -> NodeFn:
         }
 
     return sample
+
+
+def article(word: str) -> str:
+    """``word`` with its indefinite article: "an assistant", "a system"."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"

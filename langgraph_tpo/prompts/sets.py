@@ -8,7 +8,7 @@ A :class:`PromptSet` holds the prompts of every step that calls the policy:
 - ``textual_gradient``: turns the critique into suggestions;
 - ``update``: asks for the rewrite, written between ``update_start`` and ``update_end``.
 
-The variables each template may use are in :data:`STEP_VARIABLES` (the README has them as
+The variables each template may use are in :data:`STEP_VARIABLES` (docs/prompts.md has them as
 a table). Quoted texts are inserted byte for byte: the only structure a query could try to
 forge is the update delimiters, and those carry a per-run nonce (``{nonce}``) that
 extraction checks. Two sets are built in: ``paper`` (the default, the paper's information

@@ -29,8 +29,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from langgraph_tpo.backends.factory import EMBEDDED_DEFAULTS, BackendSettings, build_models
-from langgraph_tpo.config import TPOConfig, make_config, settings_from_env
+from langgraph_tpo.backends.factory import BackendSettings, build_models
+from langgraph_tpo.config import EMBEDDED_DEFAULTS, TPOConfig, make_config, settings_from_env
 from langgraph_tpo.context_window import ConversationTooLongError
 from langgraph_tpo.errors import (
     BackendUnavailableError,

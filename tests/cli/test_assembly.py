@@ -19,8 +19,9 @@ from langgraph_tpo.assembly import (
     run_defaults,
     run_events,
 )
-from langgraph_tpo.backends.factory import EMBEDDED_DEFAULTS, BackendSettings
+from langgraph_tpo.backends.factory import BackendSettings
 from langgraph_tpo.cli import app
+from langgraph_tpo.config import EMBEDDED_DEFAULTS
 from langgraph_tpo.errors import ConfigError
 from langgraph_tpo.fakes import FakeBatchReward, FakeNPolicy
 

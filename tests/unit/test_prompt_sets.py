@@ -277,7 +277,7 @@ def test_every_step_has_a_documented_variable_list() -> None:
         "textual_gradient",
         "update",
     }
-    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).parents[2] / "docs" / "prompts.md").read_text(encoding="utf-8")
     for step, spec in STEP_VARIABLES.items():
         row = next(
             line
