@@ -241,9 +241,9 @@ def validated(model: type[Settings], values: Mapping[str, Any] | None, what: str
     try:
         return model.model_validate(dict(values or {}))
     except ValidationError as exc:
-        raise config_error(exc, what) from exc
-    except ConfigError:  # raised by the model's own ``__init__``, already named
-        raise
+        error = config_error(exc, what)
+        # a ConfigError the model raised keeps its cause: the ValidationError naming fields
+        raise error from (error.__cause__ or exc)
 
 
 def config_error(exc: ValidationError, what: str) -> ConfigError:

@@ -43,7 +43,8 @@ def test_the_cli_names_the_missing_package_before_any_model_call() -> None:
         app, ["run", "--policy-engine", "vllm", "--policy-path", "some/model", "hi"]
     )
     assert result.exit_code == 1
-    assert "needs the vllm package" in result.output
+    assert "needs vllm, which is not installed" in result.output
+    assert "pip install 'langgraph-tpo[vllm]'" in result.output
 
 
 def test_the_graph_sends_n_samples_in_one_call() -> None:
