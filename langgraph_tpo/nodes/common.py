@@ -164,7 +164,6 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run_coroutine_threadsafe(_in_context(context, coro), _sync_loop()).result()
 
 
-
 def cut_at_stop(text: str, stop: list[str] | None) -> str:
     """``text`` up to (not including) the first occurrence of any ``stop`` string, as an
     OpenAI server ends a reply; unchanged without stop strings."""

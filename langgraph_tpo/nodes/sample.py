@@ -142,7 +142,9 @@ def make_sample_node(deps: NodeDeps) -> NodeFn:
             deps.policy, messages, config.num_samples, config, step="sample", stop=stop
         )
         cut, at_max = finished(list(result.texts), result.finish_reasons, stop)
-        texts, counts = usable_samples(prompts, [t for t in cut if t is not None], config.drop_loops)
+        texts, counts = usable_samples(
+            prompts, [t for t in cut if t is not None], config.drop_loops
+        )
         return {
             **new_iteration_record(),
             "iteration_usage": Overwrite(result.usage.as_dict()),
