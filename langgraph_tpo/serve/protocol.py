@@ -200,10 +200,10 @@ class ChatCompletionRequest(BaseModel):
     model: str = Field(default=None, validate_default=True)  # type: ignore[assignment]
     messages: list[Message] = Field(default=None, validate_default=True)  # type: ignore[assignment]
     n: Any = None
-    stream: Any = None
+    stream: bool = Field(default=None, validate_default=True)  # type: ignore[assignment]
     stream_options: StreamOptions | None = None
-    stop: Any = None
-    tpo: Any = None
+    stop: list[str] = Field(default=None, validate_default=True)  # type: ignore[assignment]
+    tpo: dict[str, Any] = Field(default=None, validate_default=True)  # type: ignore[assignment]
     # settings (checked by TPOConfig)
     temperature: Any = None
     top_p: Any = None
@@ -270,7 +270,7 @@ class ChatCompletionRequest(BaseModel):
                 raise invalid("must be an object with role and content", f"[{i}]")
         return value
 
-    @field_validator("stream")
+    @field_validator("stream", mode="before")
     @classmethod
     def _stream(cls, value: Any) -> bool:
         return _flag_value(value)

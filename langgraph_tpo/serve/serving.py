@@ -335,9 +335,10 @@ class TPOServing:
             )
             out: dict[str, Any] = {}
             try:
-                async for mode, item in graph.astream(
+                events = graph.astream(
                     chat.graph_input(), context=chat.overrides, stream_mode=STREAM_MODES
-                ):
+                )
+                async for mode, item in in_own_task(events):
                     if mode == "values":
                         out = item
                     for line in progress_lines(mode, item):
@@ -353,6 +354,35 @@ class TPOServing:
             raise
         finally:
             release()
+
+
+async def in_own_task(source: AsyncIterator[T]) -> AsyncIterator[T]:
+    """``source``'s items, drawn by a task of its own. When the consumer is cancelled
+    (sse-starlette cancels the stream's anyio task group when the client leaves) the task
+    gets a plain ``Task.cancel()``, so the graph run's own clean-up (cancelling the model
+    call in flight) is not cut short by the cancel scope's repeated cancellation."""
+    queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue()
+
+    async def pump() -> None:
+        try:
+            async for item in source:
+                queue.put_nowait((False, item))
+        except Exception as exc:  # handed to the consumer
+            queue.put_nowait((True, exc))
+        else:
+            queue.put_nowait((True, None))
+
+    task = asyncio.ensure_future(pump())
+    try:
+        while True:
+            done, value = await queue.get()
+            if done:
+                if value is not None:
+                    raise value
+                return
+            yield value
+    finally:
+        task.cancel()
 
 
 def _backend_error(exc: Exception, message: str) -> APIError:
