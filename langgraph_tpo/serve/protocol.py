@@ -574,6 +574,8 @@ def completion_chunks(request: ChatCompletionRequest, out: dict[str, Any]) -> li
         if text:
             chunks.append(chunk(request, [_delta(index, ChoiceDelta(content=text))]))
         chunks.append(chunk(request, [_delta(index, ChoiceDelta(), choice["finish_reason"])]))
+    if not chunks:  # no candidate survived (all dropped): no choice, still the summary
+        chunks.append(chunk(request, []))
     chunks[-1]["tpo"] = body["tpo"]
     if request.include_usage:
         chunks.append(chunk(request, [], usage=body["usage"], tpo=body["tpo"]))

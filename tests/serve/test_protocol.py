@@ -214,3 +214,9 @@ def test_finish_reason_is_length_only_for_an_answer_cut_at_max_tokens() -> None:
         completion(parse(), {"candidates": candidates(("x", 1.0))})["choices"][0]["finish_reason"]
         == "stop"
     )
+
+
+def test_a_run_without_candidates_streams_its_summary_without_choices() -> None:
+    out = {"candidates": [], "score": None, "trajectory": [], "stop_reason": "no_candidates"}
+    (only,) = completion_chunks(parse(stream=True), out)
+    assert only["choices"] == [] and only["tpo"]["stop_reason"] == "no_candidates"
