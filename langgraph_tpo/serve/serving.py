@@ -264,7 +264,6 @@ class TPOServing:
 
     async def chat_completion(self, request: Request) -> ASGIApp:
         """``POST /v1/chat/completions``: check, wait for a slot, run (or stream) TPO."""
-        started = time.monotonic()
         try:
             self.check_auth(request)
             chat = parse_request(await _json_body(request), self.defaults)
@@ -272,7 +271,8 @@ class TPOServing:
         except APIError as error:
             return error_response(error)
         except ClientDisconnected:
-            return Response(status_code=499)  # nobody is listening
+            return Response(status_code=499)  # left while queued: nobody is listening
+        started = time.monotonic()  # the run's time (Retry-After), not the queue's
         release = _once(lambda: self._finish(chat, started))
         streaming: ASGIApp | None = None
         try:

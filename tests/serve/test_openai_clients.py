@@ -333,6 +333,28 @@ def test_a_queued_request_past_its_wait_is_429() -> None:
         assert first[0].status_code == 200 and len(policy.started) > 1
 
 
+def test_a_client_that_leaves_the_queue_frees_its_place() -> None:
+    policy = GatedPolicy()
+    app = create_app(policy, length_reward(), config=SMALL, max_concurrency=1, max_queue=1)
+    slots = app.state.tpo.slots
+    with serving(app) as url:
+        request = {"model": "tpo", "messages": CONVERSATION}
+        first: list = []
+        worker = post_in_thread(url, request, first)
+        wait_until(lambda: policy.started)
+        with pytest.raises(httpx.ReadTimeout):  # queued, then the client hangs up
+            httpx.post(f"{url}/chat/completions", json=request, timeout=httpx.Timeout(10, read=0.5))
+        wait_until(lambda: slots.waiting == 0)  # its place is free again
+        second: list = []
+        workers = [worker, post_in_thread(url, request, second)]
+        wait_until(lambda: slots.waiting == 1)  # so another request may wait
+        policy.gate.set()
+        for thread in workers:
+            thread.join(30)
+        assert first[0].status_code == 200 and second[0].status_code == 200
+        assert slots.active == 0
+
+
 def test_queue_settings_are_checked() -> None:
     with pytest.raises(ConfigError, match="max_queue"):
         create_app(TokenPolicy(), length_reward(), max_queue=-1)
