@@ -38,8 +38,21 @@ STREAM_MODES = ["updates", "custom", "values"]
 
 def run_defaults(backends: BackendSettings | None) -> dict[str, Any]:
     """The TPO defaults under every other layer: the embedded CPU job's when the backends
-    are the embedded model (N=3, D=1, max_tokens=256, ...), else the paper's (none)."""
-    return dict(EMBEDDED_DEFAULTS) if backends is None or backends.is_embedded else {}
+    are the embedded model (N=3, D=1, max_tokens=256, ...), else (servers, your own models,
+    or None: models given without settings) the paper's."""
+    return dict(EMBEDDED_DEFAULTS) if backends is not None and backends.is_embedded else {}
+
+
+def default_config(
+    backends: BackendSettings | None,
+    environ: Mapping[str, str] | None = None,
+    config_model: type[TPOConfig] = TPOConfig,
+) -> TPOConfig:
+    """The defaults of a graph nothing else configures (``tpo serve``'s app without a
+    config, Studio): :func:`run_defaults`, then the ``TPO_<NAME>`` variables."""
+    chosen = settings_from_env(config_model, os.environ if environ is None else environ)
+    check_choices(chosen)
+    return make_config({**run_defaults(backends), **chosen}, config_model)
 
 
 def resolve_settings(
@@ -112,7 +125,7 @@ def assemble(
         config: The graph's defaults; None: :func:`resolve_settings` from the environment.
         backends: Where the models come from; None: the environment (else embedded).
         models: A policy and reward already built (a server that loaded them once, or a
-            test's fakes); ``backends`` then only chooses the defaults.
+            test's fakes): ``backends`` is then not read.
         prompts: The prompt set (a built-in name or a loaded set).
         retry: The model-calling nodes' retry policy (None: no retries).
         **graph_options: Passed on to :func:`~langgraph_tpo.create_tpo_graph`
@@ -123,10 +136,9 @@ def assemble(
         >>> config, backends = resolve_settings({"num_samples": 2})  # doctest: +SKIP
         >>> graph = assemble(config, backends).graph  # doctest: +SKIP
     """
-    if config is None or backends is None:
-        resolved, from_env = resolve_settings()
-        config = resolved if config is None else config
-        backends = from_env if backends is None else backends
+    if config is None:
+        config, resolved = resolve_settings()
+        backends = resolved if backends is None else backends
     policy, reward = models if models is not None else build_models(backends)
     options = {"retry": retry, "prompts": prompts, **graph_options}
     graph = create_tpo_graph(policy, reward, make_config(config), **options)

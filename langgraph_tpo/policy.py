@@ -57,6 +57,12 @@ class Usage:
 class Generations:
     texts: list[str]
     usage: Usage = field(default_factory=Usage)
+    # per text, why the backend ended it ("stop", "length", ...; None when not reported)
+    finish_reasons: list[str | None] = field(default_factory=list)
+
+    def cut_at_max_tokens(self) -> list[str]:
+        """The texts the backend ended at ``max_tokens`` (finish reason ``length``)."""
+        return [t for t, r in zip(self.texts, self.finish_reasons, strict=False) if r == "length"]
 
 
 def sum_token_usage(llm_outputs: Sequence[dict | None]) -> dict:
@@ -232,10 +238,12 @@ async def generate(
     step: str = "sample",
     seed_offset: int = 0,
     metadata: dict[str, Any] | None = None,
+    stop: Sequence[str] | None = None,
 ) -> Generations:
     """Draw ``n`` texts for one prompt: one request with ``n`` when supported, else n calls.
 
-    ``step`` labels the call (see the module docstring); ``metadata`` is added to its run.
+    ``step`` labels the call (see the module docstring); ``metadata`` is added to its run;
+    ``stop`` (when given) is passed to the chat model as its stop sequences.
     A request for ``n > 1`` samples is not streamed: LangChain would merge the N streams
     into one message.
     """
@@ -249,6 +257,8 @@ async def generate(
 
     def call_kwargs(offset: int, count: int) -> dict[str, Any]:
         kwargs = sampling_kwargs(config, seed_offset=offset, step=step)
+        if stop:
+            kwargs["stop"] = list(stop)
         if count > 1:
             kwargs["n"] = count
             if streams(policy):
@@ -306,13 +316,24 @@ def policy_error(exc: Exception, policy: BaseChatModel | None = None) -> PolicyE
 
 def _collect(results: list[LLMResult]) -> Generations:
     texts: list[str] = []
+    reasons: list[str | None] = []
     usage: Usage | None = None
     for result in results:
         generations = [g for batch in result.generations for g in batch]
         texts += map(_text, generations)
+        reasons += map(finish_reason, generations)
         this = _usage(result, generations)
         usage = this if usage is None else usage.add(this)
-    return Generations(texts, usage or Usage())
+    return Generations(texts, usage or Usage(), reasons)
+
+
+def finish_reason(generation: Any) -> str | None:
+    """Why the backend ended a generation, as it reported it: ``generation_info`` (the
+    OpenAI client) or the message's ``response_metadata`` (the in-process models)."""
+    info = getattr(generation, "generation_info", None) or {}
+    meta = getattr(getattr(generation, "message", None), "response_metadata", None) or {}
+    reason = info.get("finish_reason") or meta.get("finish_reason")
+    return str(reason) if reason else None
 
 
 def _text(generation: Any) -> str:

@@ -10,7 +10,15 @@ from langgraph_tpo.assembly import assemble
 from langgraph_tpo.cli import options as o
 from langgraph_tpo.cli.console import exit_on_error, note, stderr_console
 from langgraph_tpo.cli.models import describe_backends
-from langgraph_tpo.serve.app import API_KEY_ENV, MAX_CONCURRENCY_ENV, create_app
+from langgraph_tpo.serve.app import (
+    API_KEY_ENV,
+    DEFAULT_MAX_QUEUE,
+    DEFAULT_QUEUE_TIMEOUT_S,
+    MAX_CONCURRENCY_ENV,
+    MAX_QUEUE_ENV,
+    QUEUE_TIMEOUT_ENV,
+    create_app,
+)
 
 SERVER = "Server"
 
@@ -28,10 +36,33 @@ def serve(
             min=1,
             envvar=MAX_CONCURRENCY_ENV,
             show_envvar=True,
-            help="TPO runs at a time; requests beyond it get HTTP 429 with Retry-After.",
+            help="TPO runs at a time; requests beyond it wait in the queue (--max-queue).",
             rich_help_panel=SERVER,
         ),
     ] = 4,
+    max_queue: Annotated[
+        int,
+        typer.Option(
+            "--max-queue",
+            min=0,
+            envvar=MAX_QUEUE_ENV,
+            show_envvar=True,
+            help="Requests that may wait for a run slot; one more gets HTTP 429 with "
+            "Retry-After at once (0: no queue).",
+            rich_help_panel=SERVER,
+        ),
+    ] = DEFAULT_MAX_QUEUE,
+    queue_timeout: Annotated[
+        float,
+        typer.Option(
+            "--queue-timeout",
+            min=0.001,
+            envvar=QUEUE_TIMEOUT_ENV,
+            show_envvar=True,
+            help="Seconds a queued request waits for a slot before it gets HTTP 429.",
+            rich_help_panel=SERVER,
+        ),
+    ] = DEFAULT_QUEUE_TIMEOUT_S,
     *,
     settings: o.CommandSettings,
 ) -> None:
@@ -54,6 +85,8 @@ def serve(
             config=config,
             backends=backends,
             max_concurrency=max_concurrency,
+            max_queue=max_queue,
+            queue_timeout=queue_timeout,
             retry=settings.retry,
             prompts=prompts,
         )
@@ -64,7 +97,7 @@ def serve(
         f"TPO Chat Completions API on http://{host}:{port}/v1 "
         f"(backends {describe_backends(backends)}; defaults N={config.num_samples} "
         f"D={config.max_iterations} mode={config.mode} prompts={prompts.name}; "
-        f"max_concurrency {max_concurrency}; "
+        f"max_concurrency {max_concurrency}, queue {max_queue} for {queue_timeout:g}s; "
         f"auth {'on' if app.state.tpo.api_key else f'off (set {API_KEY_ENV})'})",
     )
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -93,11 +93,16 @@ class TPOInput(TypedDict, total=False):
     ``row``: the data row's fields (e.g. ``{"reference": "1/2"}``), read only by a reward
     that names them in ``row_fields`` (a verifier). Each run reads its own: on a reused
     thread, a run without one has none (``sample`` takes it for the run, see ``run_row``).
+
+    ``stop``: stop sequences of the answer. ``sample`` sends them to the policy, and every
+    response (sampled or written by ``update``) is cut before the first of them before it is
+    scored; the critique calls never get them. Each run reads its own, as ``row``.
     """
 
     query: str
     messages: Annotated[list[AnyMessage], add_messages]
     row: dict[str, Any]
+    stop: list[str]
 
 
 class TPOOutput(TypedDict, total=False):
@@ -111,6 +116,7 @@ class TPOOutput(TypedDict, total=False):
     trajectory: list[TrajectoryEntry]
     stop_reason: str
     iteration: int
+    finish_reason: str  # of ``response``: "length" when cut at max_tokens, else "stop"
 
 
 class TPOState(TPOInput, TPOOutput, total=False):
@@ -118,6 +124,7 @@ class TPOState(TPOInput, TPOOutput, total=False):
 
     conversation: Conversation  # messages the response answers (ends with a user turn)
     pending: list[str]  # fresh texts from `sample`/`update`, not scored yet
+    cut_at_max_tokens: Annotated[list[str], operator.add]  # responses the policy ended there
     candidates: Annotated[list[Candidate], operator.add]
     trajectory: Annotated[list[TrajectoryEntry], operator.add]
     chosen: Candidate | None
@@ -138,6 +145,7 @@ class TPOState(TPOInput, TPOOutput, total=False):
     # later run on the same thread without a row does not score with this one): what
     # `reward_score` reads.
     run_row: dict[str, Any] | None
+    run_stop: list[str] | None  # the input's `stop`, taken by `sample` for this run, as `run_row`
 
 
 # What the loop's nodes read (their input schemas): LangGraph reads only these channels
@@ -153,6 +161,7 @@ class CritiqueView(TypedDict, total=False):
     textual_gradient: str
     iteration: int
     nonce: str
+    run_stop: list[str] | None
 
 
 class ScoringView(TypedDict, total=False):

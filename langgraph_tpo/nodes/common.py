@@ -162,3 +162,24 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run a node coroutine from sync code, in the caller's context (LangGraph's config)."""
     context = contextvars.copy_context()
     return asyncio.run_coroutine_threadsafe(_in_context(context, coro), _sync_loop()).result()
+
+
+def cut_at_stop(text: str, stop: list[str] | None) -> str:
+    """``text`` up to (not including) the first occurrence of any ``stop`` string, as an
+    OpenAI server ends a reply; unchanged without stop strings."""
+    ends = [i for s in stop or () if s and (i := text.find(s)) >= 0]
+    return text[: min(ends)] if ends else text
+
+
+def finished(
+    texts: list[str | None], reasons: list[str | None], stop: list[str] | None
+) -> tuple[list[str | None], list[str]]:
+    """Responses cut at ``stop`` (None stays None), and those of them the policy ended at
+    ``max_tokens`` (finish reason ``length``) that no stop string shortened."""
+    cut = [None if t is None else cut_at_stop(t, stop) for t in texts]
+    at_max = [
+        c
+        for t, c, r in zip(texts, cut, [*reasons, *[None] * len(texts)], strict=False)
+        if c is not None and c == t and r == "length"
+    ]
+    return cut, at_max

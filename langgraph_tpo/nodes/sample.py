@@ -16,6 +16,7 @@ from langgraph_tpo.nodes.common import (
     NodeDeps,
     NodeFn,
     Update,
+    finished,
     new_iteration_record,
     prompts_for,
     rejection,
@@ -52,6 +53,17 @@ def read_conversation(state: TPOState) -> Conversation:
     if not query.strip():
         raise ConfigError("query is empty or whitespace only")
     return [{"role": "user", "content": query}]
+
+
+def read_stop(state: TPOState) -> list[str] | None:
+    """The run's ``stop`` strings (None when none); anything but a list of non-empty strings
+    is a ConfigError."""
+    stop: Any = state.get("stop")
+    if stop is None:
+        return None
+    if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop):
+        raise ConfigError(f"stop must be a list of non-empty strings, got {stop!r}")
+    return stop or None
 
 
 def _left_by_earlier_run(state: TPOState, query: Any) -> bool:
@@ -106,10 +118,13 @@ def usable_samples(
 def make_sample_node(deps: NodeDeps) -> NodeFn:
     async def sample(state: TPOState) -> Update:
         """Reads ``query`` or ``messages``; writes ``conversation``, ``pending`` (N texts),
-        the run's delimiter ``nonce``, ``run_row`` (the input's ``row``, whose channel it
-        empties for the thread's next run), ``started_at`` (wall clock, kept in a checkpoint so
-        that a resumed run's ``max_seconds`` counts from its first start), resets the cache,
-        the trajectory and the iteration's record (``iteration_usage``, ...).
+        the run's delimiter ``nonce``, ``run_row`` and ``run_stop`` (the input's ``row`` and
+        ``stop``, whose channels it empties for the thread's next run), ``started_at`` (wall
+        clock, kept in a checkpoint so that a resumed run's ``max_seconds`` counts from its
+        first start), resets the cache,
+        the trajectory and the iteration's record (``iteration_usage``, ...). ``stop``
+        goes to the policy call and cuts each text (``cut_at_max_tokens``: the texts the
+        policy ended at ``max_tokens``).
 
         Empty outputs, outputs that only echo the prompt set's scaffolding and (with
         ``drop_loops``) loops are dropped (``dropped``; see :func:`usable_samples`).
@@ -118,14 +133,20 @@ def make_sample_node(deps: NodeDeps) -> NodeFn:
         call."""
         started_at = time.time()
         conversation = read_conversation(state)
+        stop = read_stop(state)
         config = run_config(deps)
         check_can_review(config)
         check_penalties(deps.policy, config)
         prompts = prompts_for(deps, config)
         messages = sample_messages(prompts, conversation)
         await check_fits_context(deps.policy, messages, config.max_tokens, config.context_window)
-        result = await generate(deps.policy, messages, config.num_samples, config, step="sample")
-        texts, counts = usable_samples(prompts, result.texts, config.drop_loops)
+        result = await generate(
+            deps.policy, messages, config.num_samples, config, step="sample", stop=stop
+        )
+        cut, at_max = finished(list(result.texts), result.finish_reasons, stop)
+        texts, counts = usable_samples(
+            prompts, [t for t in cut if t is not None], config.drop_loops
+        )
         return {
             **new_iteration_record(),
             "iteration_usage": Overwrite(result.usage.as_dict()),
@@ -134,6 +155,7 @@ def make_sample_node(deps: NodeDeps) -> NodeFn:
             "query": conversation[-1]["content"],
             "conversation": conversation,
             "pending": texts,
+            "cut_at_max_tokens": Overwrite(at_max),
             "iteration": 0,
             "candidates": Overwrite([]),
             "trajectory": Overwrite([]),
@@ -146,6 +168,8 @@ def make_sample_node(deps: NodeDeps) -> NodeFn:
             "started_at": started_at,
             "run_row": state.get("row"),
             "row": None,
+            "run_stop": stop,
+            "stop": None,
         }
 
     return sample

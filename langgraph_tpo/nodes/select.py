@@ -38,7 +38,8 @@ def make_select_node(deps: NodeDeps) -> NodeFn:
     async def select(state: TPOState) -> Update:
         """Reads ``candidates``, ``trajectory``, the iteration's record (``new_scores``,
         ``iteration_timings``, ``iteration_usage``, ``review_decision``, ...); writes
-        ``chosen``, ``rejected``, ``response``, ``score``, ``stop_reason``, appends this
+        ``chosen``, ``rejected``, ``response``, ``score``, ``stop_reason``,
+        ``finish_reason`` (``length`` when ``cut_at_max_tokens`` holds the response), appends this
         iteration to ``trajectory`` and empties the record for the next one.
 
         With a budget (``max_total_tokens``, ``max_seconds``) it also reads ``started_at``
@@ -67,11 +68,12 @@ def make_select_node(deps: NodeDeps) -> NodeFn:
             "rejected": worst,
             "response": best["text"] if best else "",
             "score": best["score"] if best else None,
+            "finish_reason": finish_reason(state, best),
             "stop_reason": reason,
             "trajectory": [entry],
         }
         if reason and state.get("messages"):
-            update["messages"] = [final_message(best, iteration, reason)]
+            update["messages"] = [final_message(best, iteration, reason, update["finish_reason"])]
         return _only_changes(state, update)
 
     return select
@@ -89,7 +91,13 @@ def spent_so_far(state: TPOState) -> Spent:
 
 # Written every iteration, though usually unchanged (the best stays the best for a while);
 # each write costs the graph a channel update.
-_KEPT_WHEN_EQUAL = ("chosen", "rejected", "response", "score", "stop_reason")
+_KEPT_WHEN_EQUAL = ("chosen", "rejected", "response", "score", "finish_reason", "stop_reason")
+
+
+def finish_reason(state: TPOState, best: Candidate | None) -> str:
+    """``length`` when the policy ended the best response at ``max_tokens``, else ``stop``."""
+    cut = state.get("cut_at_max_tokens") or ()
+    return "length" if best is not None and best["text"] in cut else "stop"
 
 
 def _only_changes(state: TPOState, update: Update) -> Update:
@@ -100,8 +108,11 @@ def _only_changes(state: TPOState, update: Update) -> Update:
     return update
 
 
-def final_message(best: Candidate | None, iteration: int, reason: str) -> AIMessage:
-    """The reply appended to ``messages``: the best response, with TPO's summary attached."""
+def final_message(
+    best: Candidate | None, iteration: int, reason: str, finish: str = "stop"
+) -> AIMessage:
+    """The reply appended to ``messages``: the best response, with TPO's summary and its
+    ``finish_reason`` attached."""
     tpo = {
         "score": best["score"] if best else None,
         "iterations": iteration,
@@ -110,7 +121,7 @@ def final_message(best: Candidate | None, iteration: int, reason: str) -> AIMess
     return AIMessage(
         content=best["text"] if best else "",
         name="tpo",
-        response_metadata={"tpo": tpo},
+        response_metadata={"tpo": tpo, "finish_reason": finish},
     )
 
 

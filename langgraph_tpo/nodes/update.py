@@ -10,6 +10,7 @@ from langgraph_tpo.nodes.common import (
     NodeDeps,
     NodeFn,
     Update,
+    finished,
     prompts_for,
     rejection,
     run_config,
@@ -49,12 +50,16 @@ def read_output(
 
 def make_update_node(deps: NodeDeps) -> NodeFn:
     async def update(state: TPOState) -> Update:
-        """Reads ``chosen``, ``rejected``, ``textual_loss``, ``textual_gradient``, ``nonce``;
+        """Reads ``chosen``, ``rejected``, ``textual_loss``, ``textual_gradient``, ``nonce``,
+        ``run_stop`` (the stop strings its responses are cut at);
         writes ``pending``, the next ``iteration`` and, with ``review_gradient``, the human's
         ``review_decision`` (and the edited ``textual_gradient``).
 
         Outputs with no usable text, echoed scaffolding or (``drop_loops``) a loop are
-        dropped (``dropped``); ``extraction_counts`` counts how each output was read.
+        dropped (``dropped``); ``extraction_counts`` counts how each output was read. Each
+        response is cut before the first ``stop`` string (the call itself gets none: its
+        output wraps the response in delimiters); ``cut_at_max_tokens`` gets those the
+        policy ended at ``max_tokens``.
         """
         config = run_config(deps)
         prompts = prompts_for(deps, config)
@@ -85,12 +90,15 @@ def make_update_node(deps: NodeDeps) -> NodeFn:
             for text in dict.fromkeys(result.texts)
         }
         extracted = [read[text] for text in result.texts]
-        pending = [text for text, _ in extracted if text is not None]
+        stop = state.get("run_stop")
+        cut, at_max = finished([t for t, _ in extracted], result.finish_reasons, stop)
+        pending = [text for text in cut if text]
         return {
             **reviewed,
             "pending": pending,
             "iteration": iteration,
             "iteration_usage": result.usage.as_dict(),
+            "cut_at_max_tokens": at_max,
             "extraction_counts": dict(Counter(rule for _, rule in extracted)),
             "dropped": len(extracted) - len(pending),
         }

@@ -2,6 +2,20 @@
 custom route)."""
 
 from langgraph_tpo.serve.app import create_app
-from langgraph_tpo.serve.protocol import PIPELINES, APIError, ChatRequest, parse_request
+from langgraph_tpo.serve.protocol import (
+    PIPELINES,
+    APIError,
+    ChatCompletionRequest,
+    parse_request,
+)
+from langgraph_tpo.serve.serving import RunSlots, TPOServing
 
-__all__ = ["PIPELINES", "APIError", "ChatRequest", "create_app", "parse_request"]
+__all__ = [
+    "PIPELINES",
+    "APIError",
+    "ChatCompletionRequest",
+    "RunSlots",
+    "TPOServing",
+    "create_app",
+    "parse_request",
+]

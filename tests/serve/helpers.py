@@ -36,17 +36,29 @@ SMALL = {"num_samples": 2, "max_iterations": 1, "max_tokens": 32}
 
 class TokenPolicy(FakeNPolicy):
     """A fake n-policy that reports token usage, like a server does: the prompt's words as
-    input tokens, each text's words as output tokens. ``usage`` records what it reported."""
+    input tokens, each text's words as output tokens. ``usage`` records what it reported,
+    ``stops`` the ``(kind, stop)`` of every call. Each generation's ``finish_reason`` is
+    ``finish`` ("length" as if cut at max_tokens), or none when unset."""
 
     usage: list[tuple[int, int]] = Field(default_factory=list)
+    stops: list[tuple[str, Any]] = Field(default_factory=list)
+    finish: str | None = None
+
+    def _generate(
+        self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
+        self.stops.append((step_kind(run_manager), stop))
+        return super()._generate(messages, stop, run_manager, **kwargs)
 
     def _package(self, texts: list[str], messages: list[BaseMessage]) -> ChatResult:
         prompt = sum(len(str(m.content).split()) for m in messages)
         generations = []
+        info = {"finish_reason": self.finish} if self.finish else None
         for text in texts:
             words = len(text.split())
             meta = {"input_tokens": prompt, "output_tokens": words, "total_tokens": prompt + words}
-            generations.append(ChatGeneration(message=AIMessage(text, usage_metadata=meta)))
+            message = AIMessage(text, usage_metadata=meta)
+            generations.append(ChatGeneration(message=message, generation_info=info))
         self.usage.append((prompt, sum(len(t.split()) for t in texts)))
         return ChatResult(generations=generations)
 

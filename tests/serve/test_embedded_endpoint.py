@@ -29,5 +29,19 @@ def test_tpo_serve_on_the_embedded_default(tmp_path: Path) -> None:
         with httpx.stream("POST", f"{server.url}/chat/completions", json=body, timeout=600) as r:
             lines = [line for line in r.iter_lines() if line]
         assert lines[0].startswith(": tpo run") and lines[-1] == "data: [DONE]"
+        # two new tokens cannot hold an answer and its end: cut at max_tokens
+        cut = client.chat.completions.create(
+            model="tpo-bon", messages=[{"role": "user", "content": "Describe the sea."}],
+            max_tokens=2,
+        )  # fmt: skip
+        assert cut.choices[0].finish_reason == "length" and cut.choices[0].message.content
+        # stop strings: the in-process model stops there, the answer never holds them
+        stopped = client.chat.completions.create(
+            model="tpo", messages=[{"role": "user", "content": "Describe the sea."}],
+            stop=[".", "\n", ","], max_tokens=24,
+        )  # fmt: skip
+        text = stopped.choices[0].message.content
+        assert text.strip() and not {".", "\n", ","} & set(text)
+        assert stopped.choices[0].finish_reason in ("stop", "length")
         log = server.stop()
     assert "'embedded': True" in log

@@ -271,29 +271,137 @@ def wait_until(check, timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
-def test_beyond_max_concurrency_is_429_with_retry_after() -> None:
-    policy = GatedPolicy()
-    app = create_app(policy, length_reward(), config=SMALL, max_concurrency=1)
-    with serving(app) as url:
-        first: dict = {}
-        request = {"model": "tpo", "messages": CONVERSATION}
-        worker = threading.Thread(
-            target=lambda: first.setdefault(
-                "r", httpx.post(f"{url}/chat/completions", json=request, timeout=30)
-            )
+def post_in_thread(url: str, request: dict, results: list) -> threading.Thread:
+    """POST ``request`` from a thread; its httpx response is appended to ``results``."""
+    worker = threading.Thread(
+        target=lambda: results.append(
+            httpx.post(f"{url}/chat/completions", json=request, timeout=30)
         )
-        worker.start()
-        wait_until(lambda: policy.started)
+    )
+    worker.start()
+    return worker
+
+
+def test_beyond_max_concurrency_a_request_waits_in_the_queue_and_one_more_is_429() -> None:
+    policy = GatedPolicy()
+    app = create_app(policy, length_reward(), config=SMALL, max_concurrency=1, max_queue=1)
+    slots = app.state.tpo.slots
+    with serving(app) as url:
+        request = {"model": "tpo", "messages": CONVERSATION}
+        first: list = []
+        second: list = []
+        workers = [post_in_thread(url, request, first)]
+        wait_until(lambda: policy.started)  # the first request runs
+        workers.append(post_in_thread(url, request, second))
+        wait_until(lambda: slots.waiting == 1)  # the second waits for its slot
+        started = time.monotonic()
         busy = httpx.post(f"{url}/chat/completions", json=request, timeout=30)
+        assert time.monotonic() - started < 2  # refused at once, not after a wait
         assert busy.status_code == 429 and int(busy.headers["retry-after"]) >= 1
-        assert busy.json()["error"]["type"] == "rate_limit_error"
+        error = busy.json()["error"]
+        assert error["type"] == "rate_limit_error" and "max_queue 1" in error["message"]
         client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
         with pytest.raises(openai.RateLimitError):
             client.chat.completions.create(**request)
+        assert len(policy.started) == 1 and not second  # still waiting, no model call
+        policy.gate.set()
+        for worker in workers:
+            worker.join(30)
+        assert first[0].status_code == 200 and second[0].status_code == 200
+        assert second[0].json()["choices"][0]["message"]["content"]
+        assert slots.active == 0 and slots.waiting == 0
+
+
+def test_a_queued_request_past_its_wait_is_429() -> None:
+    policy = GatedPolicy()
+    app = create_app(
+        policy, length_reward(), config=SMALL, max_concurrency=1, max_queue=4, queue_timeout=0.3
+    )
+    with serving(app) as url:
+        request = {"model": "tpo", "messages": CONVERSATION}
+        first: list = []
+        worker = post_in_thread(url, request, first)
+        wait_until(lambda: policy.started)
+        started = time.monotonic()
+        late = httpx.post(f"{url}/chat/completions", json=request, timeout=30)
+        waited = time.monotonic() - started
+        assert late.status_code == 429 and 0.3 <= waited < 3
+        assert "waited 0.3 s for a slot" in late.json()["error"]["message"]
+        assert app.state.tpo.slots.waiting == 0
         policy.gate.set()
         worker.join(30)
-        assert first["r"].status_code == 200
-        assert httpx.post(f"{url}/chat/completions", json=request, timeout=30).status_code == 200
+        assert first[0].status_code == 200 and len(policy.started) > 1
+
+
+def test_a_client_that_leaves_the_queue_frees_its_place() -> None:
+    policy = GatedPolicy()
+    app = create_app(policy, length_reward(), config=SMALL, max_concurrency=1, max_queue=1)
+    slots = app.state.tpo.slots
+    with serving(app) as url:
+        request = {"model": "tpo", "messages": CONVERSATION}
+        first: list = []
+        worker = post_in_thread(url, request, first)
+        wait_until(lambda: policy.started)
+        with pytest.raises(httpx.ReadTimeout):  # queued, then the client hangs up
+            httpx.post(f"{url}/chat/completions", json=request, timeout=httpx.Timeout(10, read=0.5))
+        wait_until(lambda: slots.waiting == 0)  # its place is free again
+        second: list = []
+        workers = [worker, post_in_thread(url, request, second)]
+        wait_until(lambda: slots.waiting == 1)  # so another request may wait
+        policy.gate.set()
+        for thread in workers:
+            thread.join(30)
+        assert first[0].status_code == 200 and second[0].status_code == 200
+        assert slots.active == 0
+
+
+def test_queue_settings_are_checked() -> None:
+    with pytest.raises(ConfigError, match="max_queue"):
+        create_app(TokenPolicy(), length_reward(), max_queue=-1)
+    with pytest.raises(ConfigError, match="queue_timeout"):
+        create_app(TokenPolicy(), length_reward(), queue_timeout=0)
+
+
+def test_stop_goes_to_sampling_and_cuts_every_answer(base_url: str, policy: TokenPolicy) -> None:
+    client = openai.OpenAI(base_url=base_url, api_key="unused")
+    reply = client.chat.completions.create(
+        model="tpo", messages=CONVERSATION, stop=["wer"], n=3, extra_body={"tpo": SETTINGS}
+    )
+    # TokenPolicy answers "answer i" to samples and "improved answer r.i" to updates
+    texts = [c.message.content for c in reply.choices]
+    assert texts and all("wer" not in t and t.endswith("ans") for t in texts)
+    assert {c.finish_reason for c in reply.choices} == {"stop"}
+    assert reply.model_extra["tpo"]["choice_scores"] == [float(len(t)) for t in texts]
+    kinds = {kind: stop for kind, stop in policy.stops}
+    assert kinds["sample"] == ["wer"]  # sampling gets the stop strings ...
+    assert kinds["loss"] is None and kinds["gradient"] is None and kinds["update"] is None
+    streamed = client.chat.completions.create(
+        model="tpo-bon", messages=CONVERSATION, stop="swer", stream=True
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == "an"
+
+
+def test_chat_openai_stop(base_url: str, policy: TokenPolicy) -> None:
+    model = ChatOpenAI(base_url=base_url, api_key="unused", model="tpo", stop=["swer"])
+    assert model.invoke("Name a color.").content in ("an", "improved an")
+    assert model.invoke("Name a color.", stop=["prov"]).content in ("answer 0", "answer 1", "im")
+    assert "".join(c.content for c in model.stream("Name a color.")).endswith("an")
+
+
+def test_finish_reason_is_length_when_the_answer_was_cut_at_max_tokens() -> None:
+    policy = TokenPolicy(finish="length")
+    with serving(create_app(policy, length_reward(), config=SMALL, retry=None)) as url:
+        client = openai.OpenAI(base_url=url, api_key="unused")
+        reply = client.chat.completions.create(model="tpo", messages=CONVERSATION, n=2)
+        assert [c.finish_reason for c in reply.choices] == ["length", "length"]
+        # cut at a stop string instead: it is whole, so "stop"
+        cut = client.chat.completions.create(model="tpo-bon", messages=CONVERSATION, stop=" ")
+        assert cut.choices[0].finish_reason == "stop" and cut.choices[0].message.content == "answer"
+        stream = client.chat.completions.create(model="tpo", messages=CONVERSATION, stream=True)
+        finishes = [c.choices[0].finish_reason for c in stream if c.choices]
+        assert finishes[-1] == "length"
+        chat = ChatOpenAI(base_url=url, api_key="unused", model="tpo-bon")
+        assert chat.invoke("Hi").response_metadata["finish_reason"] == "length"
 
 
 async def test_concurrent_requests_run_concurrently() -> None:

@@ -8,6 +8,7 @@ from langgraph_tpo.config import TPOConfig
 from langgraph_tpo.serve.protocol import (
     APIError,
     best_distinct,
+    completion,
     completion_chunks,
     parse_request,
     run_usage,
@@ -64,10 +65,41 @@ def test_messages_roles_and_text_parts() -> None:
             },
         ]
     )
-    assert request.messages == [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "Hello"},
+    assert [(m.type, m.text) for m in request.conversation] == [
+        ("system", "Be brief."),
+        ("human", "Hello"),
     ]
+    assert request.graph_input() == {"messages": request.conversation}  # no stop: not sent
+
+
+def test_unknown_fields_are_400s_naming_them() -> None:
+    with pytest.raises(APIError) as caught:
+        parse(best_of=3)
+    error = caught.value.body()["error"]
+    assert error["param"] == "best_of" and error["code"] == "unknown_parameter"
+    assert "unrecognized request argument" in error["message"]
+    with pytest.raises(APIError) as caught:
+        parse(id="chatcmpl-mine")  # the answer's id is the server's, not a request field
+    assert caught.value.param == "id"
+
+
+@pytest.mark.parametrize(
+    ("messages", "param"),
+    [
+        ([{"role": "user", "content": 3}], "messages[0].content"),
+        (
+            [{"role": "user", "content": [{"type": "text", "text": 1}]}],
+            "messages[0].content[0].text",
+        ),
+        (["hi"], "messages[0]"),
+        ([{"role": "user", "content": "a"}, {"role": "bot", "content": "b"}], "messages[1].role"),
+        ([{"role": "user", "content": "a", "tool_calls": [{"id": "x"}]}], "messages[0].tool_calls"),
+    ],
+)
+def test_bad_messages_name_the_message_and_field(messages, param) -> None:
+    with pytest.raises(APIError) as caught:
+        parse(messages=messages)
+    assert caught.value.param == param and caught.value.message.startswith(f"{param}: ")
 
 
 def test_penalties_at_the_top_level_become_the_runs_settings() -> None:
@@ -89,8 +121,19 @@ def test_no_op_values_of_unsupported_fields_are_accepted() -> None:
         stop=None,
     )
     with pytest.raises(APIError) as caught:
-        parse(stop=["\n"])
-    assert caught.value.param == "stop"
+        parse(logprobs=True)
+    assert caught.value.param == "logprobs" and caught.value.code == "unsupported_parameter"
+
+
+def test_stop_is_a_string_or_up_to_four_and_goes_to_the_graph() -> None:
+    assert parse(stop="\n").stop == ["\n"]
+    request = parse(stop=["END", "\n\n"])
+    assert request.graph_input()["stop"] == ["END", "\n\n"]
+    assert parse(stop=[]).graph_input() == {"messages": request.conversation}
+    for bad in ([""], ["a", 3], ["a", "b", "c", "d", "e"], 7):
+        with pytest.raises(APIError) as caught:
+            parse(stop=bad)
+        assert caught.value.param == "stop" and caught.value.status == 400
 
 
 def test_same_value_at_top_level_and_in_tpo_is_no_conflict() -> None:
@@ -133,14 +176,47 @@ def test_usage_sums_every_iteration() -> None:
             {},
         ]
     }
-    assert run_usage(out) == {"prompt_tokens": 16, "completion_tokens": 20, "total_tokens": 36}
+    assert run_usage(out).model_dump(exclude_none=True) == {
+        "prompt_tokens": 16,
+        "completion_tokens": 20,
+        "total_tokens": 36,
+    }
 
 
-def test_chunks_carry_the_text_in_pieces_that_join_back() -> None:
+def test_chunks_carry_each_answer_whole_with_its_finish_reason() -> None:
     text = "one two  three\nfour five six seven eight nine ten eleven twelve thirteen " * 3
-    request = parse(stream=True, stream_options={"include_usage": True})
-    out = {"candidates": candidates((text, 9.0)), "score": 9.0, "trajectory": []}
-    chunks = completion_chunks(request, out, piece_words=4)
-    pieces = [c["choices"][0]["delta"].get("content") for c in chunks if c["choices"]]
-    assert "".join(p for p in pieces if p) == text and len(pieces) > 5
+    request = parse(stream=True, stream_options={"include_usage": True}, n=2)
+    out = {
+        "candidates": candidates((text, 9.0), ("short", 1.0)),
+        "score": 9.0,
+        "trajectory": [],
+        "cut_at_max_tokens": [text],
+    }
+    chunks = completion_chunks(request, out)
+    for index, (answer, finish) in enumerate([(text, "length"), ("short", "stop")]):
+        mine = [
+            c["choices"][0] for c in chunks if c["choices"] and c["choices"][0]["index"] == index
+        ]
+        assert [c["delta"].get("content") for c in mine] == ["", answer, None]
+        assert mine[0]["delta"]["role"] == "assistant"
+        assert [c["finish_reason"] for c in mine] == [None, None, finish]
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] == 0
+    assert chunks[-2]["tpo"]["choice_scores"] == [9.0, 1.0]
+
+
+def test_finish_reason_is_length_only_for_an_answer_cut_at_max_tokens() -> None:
+    request = parse(n=2)
+    out = {"candidates": candidates(("cut", 2.0), ("whole", 1.0)), "cut_at_max_tokens": ["cut"]}
+    body = completion(request, out)
+    assert [c["finish_reason"] for c in body["choices"]] == ["length", "stop"]
+    assert body["object"] == "chat.completion" and body["choices"][0]["message"]["content"] == "cut"
+    assert (
+        completion(parse(), {"candidates": candidates(("x", 1.0))})["choices"][0]["finish_reason"]
+        == "stop"
+    )
+
+
+def test_a_run_without_candidates_streams_its_summary_without_choices() -> None:
+    out = {"candidates": [], "score": None, "trajectory": [], "stop_reason": "no_candidates"}
+    (only,) = completion_chunks(parse(stream=True), out)
+    assert only["choices"] == [] and only["tpo"]["stop_reason"] == "no_candidates"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import openai
 import pytest
+from langchain_openai import ChatOpenAI
 from typer.testing import CliRunner
 
 from langgraph_tpo.cli import app
@@ -37,6 +38,8 @@ def test_bad_settings_exit_with_one_red_line() -> None:
     assert result.exit_code == 1 and "num_samples" in result.output
     assert "Traceback" not in result.output and KEY not in result.output
     assert CliRunner().invoke(app, ["serve", "--max-concurrency", "0"]).exit_code == 2
+    assert CliRunner().invoke(app, ["serve", "--max-queue", "-1"]).exit_code == 2
+    assert CliRunner().invoke(app, ["serve", "--queue-timeout", "0"]).exit_code == 2
 
 
 def test_serve_answers_and_reports_a_dead_backend_as_503(tmp_path: Path) -> None:
@@ -79,3 +82,27 @@ def test_serve_with_a_prompt_set_that_is_not_there_is_one_red_line() -> None:
     result = CliRunner().invoke(app, ["serve", "--prompts", "nosuch.yaml", *dead_policy_flags()])
     assert result.exit_code == 1 and "neither a built-in prompt set" in result.output
     assert "Traceback" not in result.output
+
+
+def test_stop_over_a_real_tpo_serve_with_the_sdk_and_chat_openai(tmp_path: Path) -> None:
+    # the fake backends answer "answer: good1 good2 ... goodK" (K >= 3 in samples) and the
+    # reward counts words: cut before "good3", the best answer is the first two words
+    args = ["-n", "3", "-d", "1", "--max-queue", "2", "--queue-timeout", "30"]
+    with tpo_serve(args, tmp_path, fake_backend_env()) as server:
+        client = openai.OpenAI(base_url=server.url, api_key="unused", max_retries=0)
+        reply = client.chat.completions.create(model="tpo", messages=USER, stop=["good3"])
+        assert reply.choices[0].message.content == "answer: good1 good2 "
+        assert reply.choices[0].finish_reason == "stop"
+        assert reply.model_extra["tpo"]["score"] == 3.0  # the reward scored the cut text
+        stream = client.chat.completions.create(
+            model="tpo", messages=USER, stop="good3", stream=True
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == (
+            "answer: good1 good2 "
+        )
+        chat = ChatOpenAI(base_url=server.url, api_key="unused", model="tpo", stop=["good2"])
+        assert chat.invoke("Name a color.").content == "answer: good1 "
+        assert chat.invoke("Name a color.", stop=[" good"]).content == "answer:"
+        assert "".join(c.content for c in chat.stream("Name a color.")) == "answer: good1 "
+        log = server.stop()
+    assert "max_concurrency 4, queue 2 for 30s" in " ".join(log.split())

@@ -61,7 +61,8 @@ def test_sync_client_usage_is_what_vllm_generated(
     assert vllm_servers.policy_metrics(CHAT)["http_requests_total"] - chat0 == 1 + 3 * 1
     assert reply.usage.completion_tokens == generated > 0
     assert reply.usage.prompt_tokens > 0
-    assert reply.choices[0].message.content.strip() and reply.choices[0].finish_reason == "stop"
+    assert reply.choices[0].message.content.strip()
+    assert reply.choices[0].finish_reason in ("stop", "length")  # as vLLM ended the answer
     tpo = reply.model_extra["tpo"]
     assert tpo["num_samples"] == 3 and len(tpo["best_scores"]) == 2
     assert tpo["score"] == max(tpo["best_scores"])
@@ -82,6 +83,19 @@ async def test_async_client_n2_and_stream_match_the_plain_reply(served: ServePro
     stream = await client.chat.completions.create(**request, stream=True)
     streamed = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
     assert streamed == texts[0]  # same seed, same samples, same best
+
+
+def test_finish_reason_and_stop_on_vllm(served: ServeProcess) -> None:
+    client = openai.OpenAI(base_url=served.url, api_key="unused", max_retries=0)
+    cut = client.chat.completions.create(model="tpo-bon", messages=USER, max_tokens=2)
+    assert cut.choices[0].finish_reason == "length"  # vLLM's finish reason, carried through
+    stopped = client.chat.completions.create(
+        model="tpo", messages=USER, stop=[".", "\n"], max_tokens=24
+    )
+    text = stopped.choices[0].message.content
+    assert text.strip() and "." not in text and "\n" not in text
+    model = ChatOpenAI(base_url=served.url, api_key="unused", model="tpo-bon", max_tokens=24)
+    assert "." not in model.invoke(USER[0]["content"], stop=["."]).content
 
 
 def test_chat_openai_and_sync_streaming(served: ServeProcess) -> None:
