@@ -49,3 +49,14 @@ async def test_a_bad_stop_is_a_config_error_before_any_model_call(stop) -> None:
             {"query": "Hi", "stop": stop}
         )
     assert policy.calls == []
+
+
+async def test_each_run_on_a_reused_thread_has_its_own_stop() -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    graph = create_tpo_graph(TokenPolicy(), length_reward(), SMALL, checkpointer=InMemorySaver())
+    thread = {"configurable": {"thread_id": "reused"}}
+    cut = await graph.ainvoke({"query": "Hi", "stop": [" answer", "swer"]}, thread)
+    assert cut["response"] == "improved"
+    whole = await graph.ainvoke({"query": "Hi"}, thread)  # no stop: not the previous run's
+    assert whole["response"].startswith("improved answer")
