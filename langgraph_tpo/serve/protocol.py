@@ -251,14 +251,12 @@ class ChatCompletionRequest(BaseModel):
     @field_validator("model", mode="before")
     @classmethod
     def _model(cls, value: Any) -> str:
-        if not isinstance(value, str) or not value:
-            raise invalid(f"required: one of {sorted(PIPELINES)}")
-        if value not in PIPELINES:
-            raise invalid(
-                f"unknown model {value!r}; this server offers {sorted(PIPELINES)}",
-                code="model_not_found",
-            )
-        return value
+        if isinstance(value, str) and value in PIPELINES:
+            return value
+        if isinstance(value, str) and value:
+            unknown = f"unknown model {value!r}; this server offers {sorted(PIPELINES)}"
+            raise invalid(unknown, code="model_not_found")
+        raise invalid(f"required: one of {sorted(PIPELINES)}")
 
     @field_validator("messages", mode="before")
     @classmethod
@@ -524,15 +522,22 @@ def finish_reason(out: dict[str, Any], text: str) -> str:
     return "length" if text in (out.get("cut_at_max_tokens") or ()) else "stop"
 
 
+def envelope(request: ChatCompletionRequest, kind: str) -> dict[str, Any]:
+    """What every completion body and chunk of ``request`` carries: id, object, created, model."""
+    return {
+        "id": request.id,
+        "object": kind,
+        "created": request.created,
+        "model": request.model,
+        "system_fingerprint": None,
+    }
+
+
 def completion(request: ChatCompletionRequest, out: dict[str, Any]) -> dict[str, Any]:
     """The ``chat.completion`` body for a finished run (its state ``out``)."""
     choices = best_distinct(out.get("candidates", []), request.n)
     body = ChatCompletion(
-        id=request.id,
-        object="chat.completion",
-        created=request.created,
-        model=request.model,
-        system_fingerprint=None,
+        **envelope(request, "chat.completion"),
         choices=[
             Choice(
                 index=i,
@@ -551,11 +556,7 @@ def completion(request: ChatCompletionRequest, out: dict[str, Any]) -> dict[str,
 def chunk(request: ChatCompletionRequest, choices: list[ChunkChoice], **extra: Any) -> dict:
     """One ``chat.completion.chunk`` body."""
     body = ChatCompletionChunk(
-        id=request.id,
-        object="chat.completion.chunk",
-        created=request.created,
-        model=request.model,
-        system_fingerprint=None,
+        **envelope(request, "chat.completion.chunk"),
         choices=choices,
         **extra,
     )

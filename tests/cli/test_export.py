@@ -28,6 +28,17 @@ def export(cli: CliRunner, results: Path, *args: str):  # noqa: ANN201
     return invoke(cli, ["export", str(results), *args])
 
 
+def exported(
+    cli: CliRunner, tmp_path: Path, fixture: str, *args: str, says: str = ""
+) -> list[dict[str, Any]]:
+    """``tpo eval`` over ``fixture``, then ``tpo export RESULTS ARGS -o tmp_path``, which must
+    succeed and say ``says``; the result lines."""
+    results, lines = evaluated(cli, tmp_path, fixture)
+    result = export(cli, results, *args, "-o", str(tmp_path))
+    assert result.exit_code == 0 and says in result.stderr, result.output
+    return lines
+
+
 def by_method(lines: list[dict[str, Any]], method: str) -> dict[Any, dict[str, Any]]:
     return {line["id"]: line for line in lines if line["method"] == method}
 
@@ -35,9 +46,7 @@ def by_method(lines: list[dict[str, Any]], method: str) -> dict[Any, dict[str, A
 def test_alpaca_eval_model_outputs(
     cli: CliRunner, fake_env: dict[str, str], tmp_path: Path
 ) -> None:
-    results, lines = evaluated(cli, tmp_path, "alpaca_eval.json")
-    result = export(cli, results, "--to", "alpaca_eval", "--name", "my-model", "-o", str(tmp_path))
-    assert result.exit_code == 0, result.output
+    lines = exported(cli, tmp_path, "alpaca_eval.json", "--to", "alpaca_eval", "--name", "my-model")
     questions = json.loads((FIXTURES / "alpaca_eval.json").read_text())
     for method in ("tpo", "bon"):
         outputs = json.loads((tmp_path / f"my-model-{method}" / "model_outputs.json").read_text())
@@ -56,9 +65,8 @@ def test_alpaca_eval_model_outputs(
 def test_arena_hard_v2_model_answers(
     cli: CliRunner, fake_env: dict[str, str], tmp_path: Path
 ) -> None:
-    results, lines = evaluated(cli, tmp_path, "arena_hard_v2.jsonl")
-    result = export(cli, results, "--to", "arena_hard", "--method", "tpo", "-o", str(tmp_path))
-    assert result.exit_code == 0 and "Arena-Hard v2.0" in result.stderr, result.output
+    args = ("--to", "arena_hard", "--method", "tpo")
+    lines = exported(cli, tmp_path, "arena_hard_v2.jsonl", *args, says="Arena-Hard v2.0")
     files = list((tmp_path / "model_answer").glob("*.jsonl"))
     assert [f.name for f in files] == ["results-tpo.jsonl"]
     answers = {a["uid"]: a for a in read_jsonl(files[0])}  # arena-hard keys answers by uid
@@ -83,9 +91,8 @@ def test_arena_hard_v2_model_answers(
 def test_arena_hard_v01_model_answers(
     cli: CliRunner, fake_env: dict[str, str], tmp_path: Path
 ) -> None:
-    results, lines = evaluated(cli, tmp_path, "arena_hard_v0.1.jsonl")
-    result = export(cli, results, "--to", "arena_hard", "--name", "tpo-model", "-o", str(tmp_path))
-    assert result.exit_code == 0 and "Arena-Hard v0.1" in result.stderr, result.output
+    args = ("--to", "arena_hard", "--name", "tpo-model")
+    lines = exported(cli, tmp_path, "arena_hard_v0.1.jsonl", *args, says="Arena-Hard v0.1")
     for method in ("tpo", "bon"):
         path = tmp_path / "model_answer" / f"tpo-model-{method}.jsonl"
         answers = {a["question_id"]: a for a in read_jsonl(path)}  # v0.1 keys by question_id
@@ -113,8 +120,7 @@ def test_multi_turn_conversations_are_kept_in_arena_answers(
 def test_plain_jsonl_has_the_best_response_ever_scored(
     cli: CliRunner, fake_env: dict[str, str], tmp_path: Path
 ) -> None:
-    results, lines = evaluated(cli, tmp_path, "math500.jsonl")
-    assert export(cli, results, "--to", "jsonl", "-o", str(tmp_path)).exit_code == 0
+    lines = exported(cli, tmp_path, "math500.jsonl", "--to", "jsonl")
     for method in ("tpo", "bon"):
         final = by_method(lines, method)
         for record in read_jsonl(tmp_path / f"results-{method}.jsonl"):

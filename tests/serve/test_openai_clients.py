@@ -8,6 +8,7 @@ import json
 import re
 import threading
 import time
+from typing import Any
 
 import httpx
 import openai
@@ -282,12 +283,16 @@ def post_in_thread(url: str, request: dict, results: list) -> threading.Thread:
     return worker
 
 
-def test_beyond_max_concurrency_a_request_waits_in_the_queue_and_one_more_is_429() -> None:
+
+def gated_app(**options: Any) -> tuple[GatedPolicy, Any]:
+    """A policy that waits for its gate, and an app serving it with ``options``."""
     policy = GatedPolicy()
-    app = create_app(policy, length_reward(), config=SMALL, max_concurrency=1, max_queue=1)
-    slots = app.state.tpo.slots
+    return policy, create_app(policy, length_reward(), config=SMALL, **options)
+
+def test_beyond_max_concurrency_a_request_waits_in_the_queue_and_one_more_is_429() -> None:
+    policy, app = gated_app(max_concurrency=1, max_queue=1)
+    slots, request = app.state.tpo.slots, {"model": "tpo", "messages": CONVERSATION}
     with serving(app) as url:
-        request = {"model": "tpo", "messages": CONVERSATION}
         first: list = []
         second: list = []
         workers = [post_in_thread(url, request, first)]
@@ -313,10 +318,7 @@ def test_beyond_max_concurrency_a_request_waits_in_the_queue_and_one_more_is_429
 
 
 def test_a_queued_request_past_its_wait_is_429() -> None:
-    policy = GatedPolicy()
-    app = create_app(
-        policy, length_reward(), config=SMALL, max_concurrency=1, max_queue=4, queue_timeout=0.3
-    )
+    policy, app = gated_app(max_concurrency=1, max_queue=4, queue_timeout=0.3)
     with serving(app) as url:
         request = {"model": "tpo", "messages": CONVERSATION}
         first: list = []
@@ -334,11 +336,9 @@ def test_a_queued_request_past_its_wait_is_429() -> None:
 
 
 def test_a_client_that_leaves_the_queue_frees_its_place() -> None:
-    policy = GatedPolicy()
-    app = create_app(policy, length_reward(), config=SMALL, max_concurrency=1, max_queue=1)
-    slots = app.state.tpo.slots
+    policy, app = gated_app(max_concurrency=1, max_queue=1)
+    slots, request = app.state.tpo.slots, {"model": "tpo", "messages": CONVERSATION}
     with serving(app) as url:
-        request = {"model": "tpo", "messages": CONVERSATION}
         first: list = []
         worker = post_in_thread(url, request, first)
         wait_until(lambda: policy.started)
@@ -405,8 +405,7 @@ def test_finish_reason_is_length_when_the_answer_was_cut_at_max_tokens() -> None
 
 
 async def test_concurrent_requests_run_concurrently() -> None:
-    policy = GatedPolicy()
-    app = create_app(policy, length_reward(), config=SMALL, max_concurrency=3)
+    policy, app = gated_app(max_concurrency=3)
     with serving(app) as url:
         client = openai.AsyncOpenAI(base_url=url, api_key="unused", max_retries=0)
         tasks = [
@@ -426,8 +425,7 @@ async def test_concurrent_requests_run_concurrently() -> None:
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_client_disconnect_cancels_the_run(stream: bool) -> None:
-    policy = GatedPolicy()
-    app = create_app(policy, length_reward(), config=SMALL, max_concurrency=1)
+    policy, app = gated_app(max_concurrency=1)
     with serving(app) as url:
         body = {"model": "tpo", "messages": CONVERSATION, "stream": stream}
         lines: list[str] = []
@@ -509,8 +507,7 @@ def test_backends_named_by_settings_are_built_on_first_use() -> None:
 
 
 def test_a_slow_run_streams_keep_alive_comments() -> None:
-    policy = GatedPolicy()
-    app = create_app(policy, length_reward(), config=SMALL, keepalive_s=0.05)
+    policy, app = gated_app(keepalive_s=0.05)
     with serving(app) as url:
         threading.Timer(0.6, policy.gate.set).start()  # the first policy call takes 0.6 s
         body = {"model": "tpo-bon", "messages": CONVERSATION, "stream": True}

@@ -69,14 +69,9 @@ def test_select_empties_the_iteration_record_after_logging_it() -> None:
     values = graph.get_state(config).values
     emptied = {key: values.get(key) for key in RECORD}
     assert emptied == {
-        "iteration_timings": {},
-        "iteration_usage": {},
-        "extraction_counts": {},
-        "new_scores": [],
-        "dropped": 0,
-        "reward_requests": 0,
-        "review_decision": None,
-    }
+        "iteration_timings": {}, "iteration_usage": {}, "extraction_counts": {},
+        "new_scores": [], "dropped": 0, "reward_requests": 0, "review_decision": None,
+    }  # fmt: skip
     assert set(values) <= set(TPOState.__annotations__)  # no undeclared channel is written
 
 
