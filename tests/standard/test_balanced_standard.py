@@ -1,0 +1,57 @@
+"""LangChain's standard chat model suites for BalancedChatModel: the unit suite needs no
+server; the integration suite runs against the session's vLLM CPU policy server
+(``vllm_servers`` of tests/conftest.py, shared with the integration tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from langchain_tests.integration_tests import ChatModelIntegrationTests
+from langchain_tests.unit_tests import ChatModelUnitTests
+
+from langgraph_tpo.backends.multi_server import BalancedChatModel
+from langgraph_tpo.backends.vllm_server import VLLMChatOpenAI, openai_timeout
+from tests.standard.features import TextOnlyChatModel
+from testsupport.pair import ServerPair
+
+
+def client(url: str, model: str) -> VLLMChatOpenAI:
+    """One server's client, greedy and short (the suite's prompts need a few words)."""
+    return VLLMChatOpenAI(
+        model=model,
+        base_url=url,
+        api_key="EMPTY",
+        timeout=openai_timeout(120),
+        max_tokens=12,
+        temperature=0,
+    )
+
+
+class TestBalancedChatModelUnit(TextOnlyChatModel, ChatModelUnitTests):
+    @property
+    def chat_model_class(self) -> type[BalancedChatModel]:
+        return BalancedChatModel
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        return {"clients": [client("http://127.0.0.1:9/v1", "smollm2")]}  # never called
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+class TestBalancedChatModelIntegration(TextOnlyChatModel, ChatModelIntegrationTests):
+    servers: ServerPair | None = None
+
+    @pytest.fixture(autouse=True)
+    def _servers(self, vllm_servers: ServerPair) -> None:
+        type(self).servers = vllm_servers
+
+    @property
+    def chat_model_class(self) -> type[BalancedChatModel]:
+        return BalancedChatModel
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        assert self.servers is not None
+        return {"clients": [client(self.servers.policy_openai_url, self.servers.policy_model)]}
