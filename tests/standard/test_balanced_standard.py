@@ -55,3 +55,19 @@ class TestBalancedChatModelIntegration(TextOnlyChatModel, ChatModelIntegrationTe
     def chat_model_params(self) -> dict[str, Any]:
         assert self.servers is not None
         return {"clients": [client(self.servers.policy_openai_url, self.servers.policy_model)]}
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+async def test_a_stream_moves_to_the_next_server_before_its_first_chunk(
+    vllm_servers: ServerPair,
+) -> None:
+    dead = client("http://127.0.0.1:9/v1", vllm_servers.policy_model)  # nothing listens
+    live = client(vllm_servers.policy_openai_url, vllm_servers.policy_model)
+    model = BalancedChatModel(clients=[dead, live])
+    chunks = [chunk async for chunk in model.astream("Say hello.", stop=["\n"])]
+    assert len(chunks) >= 2 and "".join(c.text for c in chunks)
+    assert chunks[-1].usage_metadata and chunks[-1].usage_metadata["output_tokens"] > 0
+    stats = model.balancer.stats()
+    assert stats["http://127.0.0.1:9/v1"]["failures"] == 1
+    assert stats[vllm_servers.policy_openai_url]["requests"] == 1
