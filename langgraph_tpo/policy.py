@@ -337,13 +337,10 @@ def finish_reason(generation: Any) -> str | None:
 
 
 def _text(generation: Any) -> str:
+    """A generation's text: a chat message's ``BaseMessage.text`` (its text blocks, joined),
+    else the generation's own ``text``."""
     if isinstance(generation, ChatGeneration):
-        content = generation.message.content
-        if isinstance(content, list):
-            return "".join(
-                part.get("text", "") if isinstance(part, dict) else str(part) for part in content
-            )
-        return str(content)
+        return generation.message.text
     return str(getattr(generation, "text", ""))
 
 

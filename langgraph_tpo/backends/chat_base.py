@@ -2,9 +2,11 @@
 
 :class:`ChatModelBase` writes LangChain's two entry points (``_generate``, ``_agenerate``)
 once: a model implements ``_chat`` and, where its async path differs from running
-``_chat`` in a worker thread, ``_achat``. :class:`SamplingChatModel` adds the sampling
-fields the in-process models (transformers, vLLM) declare and a call's kwargs override,
-and :func:`chat_result` is the ``ChatResult`` they return, shaped as ``ChatOpenAI``'s.
+``_chat`` in a worker thread, ``_achat``; it also holds the model's default ``stop``
+sequences and reports LangSmith's standard parameters (``_get_ls_params``).
+:class:`SamplingChatModel` adds the sampling fields the in-process models (transformers,
+vLLM) declare and a call's kwargs override, and :func:`chat_result` is the ``ChatResult``
+they return, shaped as ``ChatOpenAI``'s; :func:`last_chunk` ends a streamed one.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.language_models import BaseChatModel, LangSmithParams
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 from langgraph_tpo.errors import ConfigError
 from langgraph_tpo.policy import PENALTIES, sum_token_usage
@@ -34,7 +36,41 @@ class ChatModelBase(BaseChatModel):
 
     Both entry points declare ``run_manager`` (LangChain passes it only to a method that
     does) and use it for nothing: LangChain traces the call's run around them.
+
+    ``stop`` is the model's default stop sequences; a call's own ``stop`` replaces them.
+    A completion ends before the first stop string it produces (the string itself is not
+    returned, as with OpenAI's API), with finish reason ``"stop"``.
     """
+
+    stop: list[str] | None = None
+    ls_provider: ClassVar[str] = ""  # LangSmith's provider name (``_get_ls_params``)
+
+    def stop_for(self, stop: list[str] | None) -> list[str] | None:
+        """The stop sequences of one call: its own ``stop``, else the model's."""
+        return stop if stop is not None else self.stop
+
+    def ls_model_name(self, kwargs: dict[str, Any]) -> str:
+        """The model name traces show (a per-call ``model`` kwarg first)."""
+        raise NotImplementedError
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        """LangSmith's standard parameters: provider, model name, ``chat``, and the
+        temperature, max tokens and stop sequences a call with ``kwargs`` would use."""
+        params = LangSmithParams(
+            ls_provider=self.ls_provider or self._llm_type,
+            ls_model_name=self.ls_model_name(kwargs),
+            ls_model_type="chat",
+        )
+        temperature = kwargs.get("temperature", getattr(self, "temperature", None))
+        if temperature is not None:
+            params["ls_temperature"] = float(temperature)
+        max_tokens = kwargs.get("max_tokens", getattr(self, "max_tokens", None))
+        if max_tokens is not None:
+            params["ls_max_tokens"] = int(max_tokens)
+        stops = self.stop_for(stop)
+        if stops:
+            params["ls_stop"] = list(stops)
+        return params
 
     def _chat(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
@@ -53,7 +89,7 @@ class ChatModelBase(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        return self._chat(messages, stop, kwargs)
+        return self._chat(messages, self.stop_for(stop), kwargs)
 
     async def _agenerate(
         self,
@@ -62,7 +98,7 @@ class ChatModelBase(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        return await self._achat(messages, stop, kwargs)
+        return await self._achat(messages, self.stop_for(stop), kwargs)
 
 
 class SamplingChatModel(ChatModelBase):
@@ -87,9 +123,10 @@ class SamplingChatModel(ChatModelBase):
 
     def sampling_values(self, overrides: dict[str, Any]) -> dict[str, Any]:
         """The sampling fields with ``overrides`` (a call's kwargs) in their place; a kwarg
-        that is none of them is a :class:`ConfigError` (LangChain's ``ls_*`` are ignored)."""
+        that is none of them is a :class:`ConfigError` (LangChain's own ``stream`` switch
+        and ``ls_*`` are ignored)."""
         accepted = self.SAMPLING_KWARGS
-        unknown = sorted(k for k in overrides if k not in accepted and not k.startswith("ls_"))
+        unknown = sorted(k for k in overrides if k not in accepted and not _langchain_kwarg(k))
         if unknown:
             raise ConfigError(
                 f"{type(self).__name__} does not support {', '.join(unknown)}; "
@@ -99,6 +136,63 @@ class SamplingChatModel(ChatModelBase):
 
     def _combine_llm_outputs(self, llm_outputs: list[dict | None]) -> dict:
         return sum_token_usage(llm_outputs)
+
+
+def _langchain_kwarg(name: str) -> bool:
+    """Kwargs LangChain itself passes to a model's entry points (not sampling settings)."""
+    return name == "stream" or name.startswith("ls_")
+
+
+def first_stop(text: str, stop: Sequence[str] | None) -> int | None:
+    """Where the first of the ``stop`` strings starts in ``text`` (None: none occurs)."""
+    positions = [text.find(s) for s in stop or () if s and s in text]
+    return min(positions) if positions else None
+
+
+def held_back(text: str, stop: Sequence[str] | None) -> int:
+    """How many characters at the end of ``text`` could be the start of a stop string
+    (a stream holds them back until the next text says whether a stop string follows)."""
+    longest = 0
+    for s in stop or ():
+        for size in range(min(len(s) - 1, len(text)), longest, -1):
+            if text.endswith(s[:size]):
+                longest = size
+                break
+    return longest
+
+
+def usage_metadata(prompt_tokens: int, output_tokens: int) -> dict[str, int]:
+    """An ``AIMessage.usage_metadata``."""
+    return {
+        "input_tokens": prompt_tokens,
+        "output_tokens": output_tokens,
+        "total_tokens": prompt_tokens + output_tokens,
+    }
+
+
+def text_chunk(text: str) -> ChatGenerationChunk:
+    """One piece of a streamed completion."""
+    return ChatGenerationChunk(message=AIMessageChunk(content=text))
+
+
+def last_chunk(text: str, sample: Sample, *, prompt_tokens: int, model_name: str) -> Any:
+    """The last piece of a streamed completion: its rest of the text, the usage of the
+    whole call, and the ``response_metadata`` :func:`chat_result` gives a message."""
+    message = AIMessageChunk(
+        content=text,
+        response_metadata=sample_metadata(sample, model_name),
+        usage_metadata=usage_metadata(prompt_tokens, sample.output_tokens),
+        chunk_position="last",
+    )
+    return ChatGenerationChunk(message=message)
+
+
+def sample_metadata(sample: Sample, model_name: str) -> dict[str, Any]:
+    """``finish_reason``, ``model_name`` and (when asked) ``logprobs`` of one completion."""
+    metadata: dict[str, Any] = {"finish_reason": sample.finish_reason, "model_name": model_name}
+    if sample.logprobs is not None:
+        metadata["logprobs"] = {"content": sample.logprobs}
+    return metadata
 
 
 @dataclass
@@ -117,20 +211,11 @@ def chat_result(samples: Sequence[Sample], *, prompt_tokens: int, model_name: st
     ``logprobs`` when asked), and the call's ``token_usage``."""
     generations = []
     for sample in samples:
-        metadata: dict[str, Any] = {
-            "finish_reason": sample.finish_reason,
-            "model_name": model_name,
-        }
-        if sample.logprobs is not None:
-            metadata["logprobs"] = {"content": sample.logprobs}
+        metadata = sample_metadata(sample, model_name)
         message = AIMessage(
             content=sample.text,
             response_metadata=metadata,
-            usage_metadata={
-                "input_tokens": prompt_tokens,
-                "output_tokens": sample.output_tokens,
-                "total_tokens": prompt_tokens + sample.output_tokens,
-            },
+            usage_metadata=usage_metadata(prompt_tokens, sample.output_tokens),
         )
         generations.append(ChatGeneration(message=message, generation_info=dict(metadata)))
     completion = sum(s.output_tokens for s in samples)

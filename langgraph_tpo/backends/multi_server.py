@@ -5,20 +5,26 @@ call goes, whole, to one server chosen by a :class:`~langgraph_tpo.backends.bala
 (fewest requests in flight); ``n`` stays in that one request, so a TPO run still sends 1+3D
 chat requests, and the model has an ``n`` field, so :func:`langgraph_tpo.policy.supports_n`
 sees it. A connection error or a 5xx sets the server aside and the same call goes to another.
+A streamed call (one sample) streams from its server; it moves to another server only while
+nothing has been yielded yet, since text already shown cannot be taken back.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import openai
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import LangSmithParams
 from langchain_core.messages import BaseMessage
-from langchain_core.outputs import ChatResult, LLMResult
+from langchain_core.outputs import ChatGenerationChunk, ChatResult, LLMResult
 from langchain_openai import ChatOpenAI
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from langgraph_tpo.backends.balancer import Balancer
 from langgraph_tpo.backends.chat_base import ChatModelBase
+from langgraph_tpo.errors import ConfigError
 from langgraph_tpo.policy import openai_request
 
 
@@ -34,7 +40,10 @@ class BalancedChatModel(ChatModelBase):
     """Chat completions spread over ``clients`` (one ``ChatOpenAI`` per server URL).
 
     A call's kwargs go to the chosen client, ``repetition_penalty`` and ``extra_body`` as
-    :func:`~langgraph_tpo.policy.openai_request` puts them (over the client's ``extra_body``).
+    :func:`~langgraph_tpo.policy.openai_request` puts them (over the client's ``extra_body``);
+    ``stop`` (the call's, else the field) goes to the server, which ends the text before the
+    first stop string. Streaming yields the chosen server's chunks (usage on the last one);
+    a call for ``n > 1`` samples cannot be streamed (a ConfigError: pass ``stream=False``).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -82,6 +91,16 @@ class BalancedChatModel(ChatModelBase):
         known = [w for w in windows if w is not None]
         return min(known) if known else None
 
+    def ls_model_name(self, kwargs: dict[str, Any]) -> str:
+        return str(kwargs.get("model") or self.model_name)
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        """The first client's standard parameters (provider ``openai``: the protocol spoken
+        to the servers), with this model's name and stop sequences."""
+        params = self.clients[0]._get_ls_params(stop=self.stop_for(stop), **kwargs)
+        params["ls_model_name"] = self.ls_model_name(kwargs)
+        return params
+
     def _invocation(self, n: int | None, kwargs: dict[str, Any]) -> dict[str, Any]:
         if n is None and self.n is not None:
             n = self.n
@@ -109,6 +128,60 @@ class BalancedChatModel(ChatModelBase):
             return client.generate([messages], stop=stop, **openai_request(client, params))
 
         return _chat_result(self._balancer.call_sync(send, policy_server_failed))
+
+    def _stream_invocation(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The kwargs of a streamed call: one sample, the usage in the last chunk."""
+        params = self._invocation(kwargs.pop("n", None), kwargs)
+        params.pop("stream", None)
+        if (params.get("n") or 1) > 1:
+            raise ConfigError(
+                f"BalancedChatModel streams one sample per call, not n={params['n']}: call it "
+                "with stream=False, or invoke/generate"
+            )
+        return {**params, "stream_usage": True}
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        params, stops, started = self._stream_invocation(kwargs), self.stop_for(stop), False
+
+        def failed(exc: BaseException) -> bool:  # another server only before any text
+            return not started and policy_server_failed(exc)
+
+        for attempt in self._balancer.attempts(failed):
+            with attempt:
+                client = self._by_url[attempt.url]
+                request = openai_request(client, params)
+                async for message in client.astream(messages, stop=stops, **request):
+                    started = True
+                    yield ChatGenerationChunk(message=message)
+                return
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        params, stops, started = self._stream_invocation(kwargs), self.stop_for(stop), False
+
+        def failed(exc: BaseException) -> bool:
+            return not started and policy_server_failed(exc)
+
+        for attempt in self._balancer.attempts(failed):
+            with attempt:
+                client = self._by_url[attempt.url]
+                for message in client.stream(
+                    messages, stop=stops, **openai_request(client, params)
+                ):
+                    started = True
+                    yield ChatGenerationChunk(message=message)
+                return
 
     def _combine_llm_outputs(self, llm_outputs: list[dict | None]) -> dict:
         """One prompt per call (what TPO sends): its token usage as the server reported it."""

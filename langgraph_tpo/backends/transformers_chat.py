@@ -13,21 +13,32 @@ import asyncio
 import contextlib
 import math
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.messages import BaseMessage
-from langchain_core.outputs import ChatResult
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import model_validator
 
 from langgraph_tpo.backends.causal_lm import (
+    DEFAULT_HUB_ID,
     LoadedModel,
     check_model_path,
     load_model,
     stored_context_window,
 )
-from langgraph_tpo.backends.chat_base import Sample, SamplingChatModel, chat_result
+from langgraph_tpo.backends.chat_base import (
+    Sample,
+    SamplingChatModel,
+    chat_result,
+    first_stop,
+    held_back,
+    last_chunk,
+    text_chunk,
+)
 from langgraph_tpo.backends.extras import require
 from langgraph_tpo.backends.nucleus import TemperatureTopP
 from langgraph_tpo.backends.penalties import penalty_processors
@@ -88,40 +99,20 @@ def to_chat_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
                 f"TransformersChatModel cannot render a {message.type!r} message "
                 "(only system, user and assistant messages)"
             )
-        converted.append({"role": role, "content": _text_of(message.content)})
+        converted.append({"role": role, "content": _text_of(message)})
     return converted
 
 
-def _text_of(content: str | list[Any]) -> str:
-    if isinstance(content, str):
-        return content
-    parts = []
-    for block in content:
-        if isinstance(block, str):
-            parts.append(block)
-        elif isinstance(block, dict) and block.get("type") == "text":
-            parts.append(str(block.get("text", "")))
-        else:
-            raise ConfigError(f"TransformersChatModel only reads text content, got {block!r}")
-    return "".join(parts)
-
-
-class _StopOnStrings:
-    """Stops each sequence once its decoded completion contains one of ``stops``."""
-
-    def __init__(self, tokenizer: Any, prompt_len: int, stops: Sequence[str]) -> None:
-        self.tokenizer = tokenizer
-        self.prompt_len = prompt_len
-        self.stops = list(stops)
-
-    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        import torch
-
-        texts = self.tokenizer.batch_decode(
-            input_ids[:, self.prompt_len :], skip_special_tokens=True
-        )
-        done = [any(stop in text for stop in self.stops) for text in texts]
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+def _text_of(message: BaseMessage) -> str:
+    """The message's text (``BaseMessage.text``); a block that is not text (an image, a
+    file) is a :class:`ConfigError` rather than dropped without a word."""
+    if isinstance(message.content, list):
+        for block in message.content:
+            if not isinstance(block, str) and not (
+                isinstance(block, dict) and block.get("type") == "text"
+            ):
+                raise ConfigError(f"TransformersChatModel only reads text content, got {block!r}")
+    return message.text
 
 
 class TransformersChatModel(SamplingChatModel):
@@ -136,6 +127,14 @@ class TransformersChatModel(SamplingChatModel):
     ``response_metadata`` with ``finish_reason`` ("stop" or "length") and, when asked,
     ``logprobs`` as ``{"content": [{"token", "logprob", "bytes", "top_logprobs"}, ...]}``.
     Logprobs are the model's raw distribution (before temperature / top-p), as vLLM reports.
+    ``stop`` strings (the call's, else the field) end a completion before the first of them.
+
+    Streaming (``stream``/``astream``, and any call LangChain streams, as LangGraph's
+    ``stream_mode="messages"`` does) yields the text of a one-sample call as ``generate``
+    produces it, held back only where it could be the start of a stop string; the last
+    chunk carries the usage and ``response_metadata``, and the chunks add up to the text
+    ``invoke`` returns with the same seed. A call for ``n > 1`` samples runs as one batch
+    and cannot be streamed (a ConfigError: call it with ``stream=False``, as TPO does).
     The model is loaded on first use through :func:`causal_lm.load_model`, so every instance
     with the same ``model_path`` shares one model and one generate lock; a local
     ``model_path`` that does not exist or holds no model files is a
@@ -158,6 +157,9 @@ class TransformersChatModel(SamplingChatModel):
     @property
     def _identifying_params(self) -> dict[str, Any]:
         return {"model_path": self.model_path, **self._params({}).__dict__}
+
+    def ls_model_name(self, kwargs: dict[str, Any]) -> str:
+        return str(kwargs.get("model") or self.model_path or DEFAULT_HUB_ID)
 
     def _params(self, overrides: dict[str, Any]) -> SamplingParams:
         values = self.sampling_values(overrides)
@@ -196,6 +198,40 @@ class TransformersChatModel(SamplingChatModel):
         name = loaded.source.gguf_file or loaded.source.location
         return chat_result(samples, prompt_tokens=prompt_ids.shape[1], model_name=name)
 
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        """One sample, streamed: ``generate`` runs in a thread and feeds a
+        ``TextIteratorStreamer``; its text is yielded as it comes (see the class doc)."""
+        from transformers import TextIteratorStreamer
+
+        params = self._params(kwargs)
+        if params.n > 1:
+            raise ConfigError(
+                f"TransformersChatModel streams one sample per call, not n={params.n} (they "
+                "are sampled in one batch): call it with stream=False, or invoke/generate"
+            )
+        stops = self.stop_for(stop) or []
+        loaded = self.loaded()
+        prompt_ids = self._encode(loaded.tokenizer, messages)
+        tokenizer = loaded.tokenizer
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+
+        def work() -> list[Sample]:
+            with loaded.lock:
+                return _sample(loaded, prompt_ids, params, stops, streamer)
+
+        samples = _in_thread(work, on_error=streamer.end)
+        emitted = yield from _streamed_text(streamer, stops)
+        (sample,) = samples.result()
+        rest = sample.text[len(emitted) :] if sample.text.startswith(emitted) else ""
+        name = loaded.source.gguf_file or loaded.source.location
+        yield last_chunk(rest, sample, prompt_tokens=prompt_ids.shape[1], model_name=name)
+
     @staticmethod
     def _encode(tokenizer: Any, messages: list[BaseMessage]) -> Any:
         encoded = tokenizer.apply_chat_template(
@@ -208,6 +244,42 @@ class TransformersChatModel(SamplingChatModel):
         return encoded["input_ids"]
 
 
+def _in_thread(work: Callable[[], Any], *, on_error: Callable[[], None]) -> Future:
+    """``work()`` in a daemon thread; its result (or error) in the returned future.
+    ``on_error`` runs first when it fails (it ends the stream the caller is reading)."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(work())
+        except BaseException as exc:
+            on_error()
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="tpo-transformers-stream", daemon=True).start()
+    return future
+
+
+def _streamed_text(
+    pieces: Iterable[str], stop: Sequence[str]
+) -> Generator[ChatGenerationChunk, None, str]:
+    """Chunks of the text ``pieces`` add up to, cut before the first stop string; a tail
+    that could begin a stop string, or is half a character (U+FFFD), waits for the next
+    piece. Returns the text yielded."""
+    emitted = seen = ""
+    for piece in pieces:
+        seen += piece
+        cut = first_stop(seen, stop)
+        safe = seen[:cut] if cut is not None else seen[: len(seen) - held_back(seen, stop)]
+        safe = safe.rstrip(_REPLACEMENT)
+        if len(safe) > len(emitted):
+            yield text_chunk(safe[len(emitted) :])
+            emitted = safe
+        if cut is not None:
+            break
+    return emitted
+
+
 def _generate_kwargs(
     params: SamplingParams, tokenizer: Any, prompt_len: int, stop: list[str]
 ) -> dict[str, Any]:
@@ -215,7 +287,7 @@ def _generate_kwargs(
 
     The penalties that are set come first in the logits processors, before temperature and
     top-p, greedy decoding included."""
-    from transformers import LogitsProcessorList
+    from transformers import LogitsProcessorList, StoppingCriteriaList, StopStringCriteria
 
     processors = penalty_processors(
         params.frequency_penalty, params.presence_penalty, params.repetition_penalty, prompt_len
@@ -236,7 +308,11 @@ def _generate_kwargs(
     if processors:
         kwargs["logits_processor"] = LogitsProcessorList(processors)
     if stop:
-        kwargs["stopping_criteria"] = [_StopOnStrings(tokenizer, prompt_len, stop)]
+        # transformers' own criterion: it matches the stop strings on the token ids (a
+        # string split over tokens included) without decoding the rows at every step
+        kwargs["stopping_criteria"] = StoppingCriteriaList(
+            [StopStringCriteria(tokenizer=tokenizer, stop_strings=list(stop))]
+        )
     return kwargs
 
 
@@ -257,14 +333,21 @@ def _seeded(seed: int | None) -> Iterator[None]:
 
 
 def _sample(
-    loaded: LoadedModel, prompt_ids: Any, params: SamplingParams, stop: list[str]
+    loaded: LoadedModel,
+    prompt_ids: Any,
+    params: SamplingParams,
+    stop: list[str],
+    streamer: Any = None,
 ) -> list[Sample]:
-    """Run one ``generate`` call for all ``n`` samples and decode them."""
+    """Run one ``generate`` call for all ``n`` samples and decode them; ``streamer`` (a
+    transformers streamer, one sample only) receives the tokens as they are generated."""
     import torch
 
     prompt_len = prompt_ids.shape[1]
     rows = 1 if params.greedy else params.n
     kwargs = _generate_kwargs(params, loaded.tokenizer, prompt_len, stop)
+    if streamer is not None:
+        kwargs["streamer"] = streamer
     rng_lock = contextlib.nullcontext() if params.greedy else _RNG_LOCK
     try:
         with rng_lock, _seeded(params.seed), torch.inference_mode():
@@ -330,7 +413,7 @@ def _decode_row(
     end = next((i for i, tok in enumerate(generated) if tok in terminators), None)
     content_ids = generated if end is None else generated[:end]
     text = decode_completion(tokenizer, content_ids, cut_short=end is None)
-    cut = _first_stop(text, stop)
+    cut = first_stop(text, stop)
     ended_by_eos = end is not None and cut is None
     scored_ids = generated[: end + 1] if ended_by_eos else content_ids
     if cut is not None:
@@ -363,11 +446,6 @@ def decode_completion(tokenizer: Any, ids: list[int], *, cut_short: bool) -> str
 
 _REPLACEMENT = "\ufffd"
 _MAX_CHAR_TOKENS = 4  # a UTF-8 character is at most 4 bytes, so at most 4 byte tokens
-
-
-def _first_stop(text: str, stop: list[str]) -> int | None:
-    positions = [text.find(s) for s in stop if s and s in text]
-    return min(positions) if positions else None
 
 
 def _token_text(tokenizer: Any, token_id: int) -> str:

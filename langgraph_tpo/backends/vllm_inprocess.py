@@ -4,7 +4,9 @@ vLLM's async engine (``vllm.AsyncLLMEngine``, the v1 ``AsyncLLM``).
 Every call, from any thread or event loop, becomes one request on the engine's own event
 loop (a daemon thread), so concurrent TPO runs in one process (``tpo eval -c 16``, an agent
 server) are batched together by vLLM's scheduler; there is no lock. The N samples of a
-step are one request with ``n=N``. Chat templates are applied by vLLM's renderer, as its
+step are one request with ``n=N``. A one-sample call can be streamed: the request then
+asks for deltas, which the engine's loop hands to the caller's thread or loop as they
+come. Chat templates are applied by vLLM's renderer, as its
 OpenAI server does for ``/v1/chat/completions``. One engine per (model, engine args) per
 process, shut down at interpreter exit.
 
@@ -19,17 +21,25 @@ import atexit
 import contextlib
 import json
 import os
+import queue
 import threading
 import uuid
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.messages import BaseMessage
-from langchain_core.outputs import ChatResult
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, Field
 
-from langgraph_tpo.backends.chat_base import Sample, SamplingChatModel, chat_result
+from langgraph_tpo.backends.chat_base import (
+    Sample,
+    SamplingChatModel,
+    chat_result,
+    last_chunk,
+    text_chunk,
+)
 from langgraph_tpo.errors import BackendUnavailableError, ConfigError
 from langgraph_tpo.policy import PENALTIES
 from langgraph_tpo.reward import chat_role
@@ -40,6 +50,7 @@ T = TypeVar("T")
 _MODEL_DEFAULTS = ("repetition_penalty", "presence_penalty", "frequency_penalty", "top_k", "min_p")
 _ENGINES: dict[tuple[str, str], Engine] = {}
 _ENGINES_LOCK = threading.Lock()
+_END = object()  # what a stream's producer puts last
 
 
 def import_vllm() -> Any:
@@ -119,9 +130,13 @@ class Engine:
     async def generate(self, engine_input: Any, params: Any) -> Any:
         """The final ``RequestOutput`` of one request."""
         final = None
-        async for output in self.llm.generate(engine_input, params, uuid.uuid4().hex):
+        async for output in self.outputs(engine_input, params):
             final = output
         return final
+
+    def outputs(self, engine_input: Any, params: Any) -> AsyncIterator[Any]:
+        """The ``RequestOutput``s of one request, as ``params.output_kind`` asks."""
+        return self.llm.generate(engine_input, params, uuid.uuid4().hex)
 
     def shutdown(self, timeout: float = 30.0) -> None:
         """Stop the engine core process and the loop thread. Idempotent."""
@@ -184,7 +199,14 @@ class VLLMChatModel(SamplingChatModel):
     and, when asked, ``logprobs`` in the OpenAI format the vLLM server returns
     (``{"content": [{"token", "logprob", "bytes", "top_logprobs"}, ...]}``).
     ``engine_args`` are ``vllm.AsyncEngineArgs`` fields (``tensor_parallel_size``,
-    ``gpu_memory_utilization``, ``dtype``, ...).
+    ``gpu_memory_utilization``, ``dtype``, ...). ``stop`` strings (the call's, else the
+    field) are vLLM's: the text ends before the first one, finish reason ``"stop"``.
+
+    Streaming (``stream``/``astream``, LangGraph's ``stream_mode="messages"``) yields a
+    one-sample call's text as the engine produces it (vLLM holds back what could begin a
+    stop string); the last chunk carries the usage and ``response_metadata``. A call for
+    ``n > 1`` samples is one request answered at once and cannot be streamed (a
+    ConfigError: call it with ``stream=False``, as TPO does).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -192,10 +214,14 @@ class VLLMChatModel(SamplingChatModel):
     model: str
     engine_args: dict[str, Any] = Field(default_factory=dict)
     max_tokens: int = 2048
+    ls_provider: ClassVar[str] = "vllm"
 
     @property
     def _llm_type(self) -> str:
         return "vllm-inprocess"
+
+    def ls_model_name(self, kwargs: dict[str, Any]) -> str:
+        return str(kwargs.get("model") or self.model)
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
@@ -218,7 +244,13 @@ class VLLMChatModel(SamplingChatModel):
         return len(rendered["prompt_token_ids"])
 
     def _sampling_params(
-        self, engine: Engine, values: dict[str, Any], stop: list[str] | None, prompt_len: int
+        self,
+        engine: Engine,
+        values: dict[str, Any],
+        stop: list[str] | None,
+        prompt_len: int,
+        *,
+        stream: bool = False,
     ) -> Any:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
@@ -229,17 +261,25 @@ class VLLMChatModel(SamplingChatModel):
                 f"prompt of {prompt_len} tokens exceeds the maximum context length "
                 f"{engine.max_model_len} of {self.model}"
             )
+        kind = RequestOutputKind.DELTA if stream else RequestOutputKind.FINAL_ONLY
         return SamplingParams(
             **sampling_param_values(values, engine.sampling_defaults(), stop, room),
-            output_kind=RequestOutputKind.FINAL_ONLY,
+            output_kind=kind,
         )
 
-    async def _run(self, engine: Engine, messages: list[BaseMessage], stop: Any, kwargs: Any):
-        values = self.sampling_values(kwargs)
+    async def _request(
+        self, engine: Engine, messages: list[BaseMessage], stop: Any, values: Any, stream: bool
+    ) -> tuple[Any, Any]:
+        """The engine input of ``messages`` and the request's ``SamplingParams``."""
         conversation = [{"role": chat_role(m) or "user", "content": m.text} for m in messages]
         engine_input = await engine.render(conversation)
         prompt_len = len(engine_input["prompt_token_ids"])
-        params = self._sampling_params(engine, values, stop, prompt_len)
+        params = self._sampling_params(engine, values, stop, prompt_len, stream=stream)
+        return engine_input, params
+
+    async def _run(self, engine: Engine, messages: list[BaseMessage], stop: Any, kwargs: Any):
+        values = self.sampling_values(kwargs)
+        engine_input, params = await self._request(engine, messages, stop, values, False)
         output = await engine.generate(engine_input, params)
         top_k = int(values["top_logprobs"]) if params.logprobs is not None else None
         return _chat_result(output, self.model, top_k, engine.llm.get_tokenizer())
@@ -255,6 +295,93 @@ class VLLMChatModel(SamplingChatModel):
     ) -> ChatResult:
         engine = await asyncio.to_thread(self.engine)  # the first call loads the model
         return await asyncio.wrap_future(engine.submit(self._run(engine, messages, stop, kwargs)))
+
+    def _stream_values(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The sampling values of a streamed call (one sample only)."""
+        values = self.sampling_values(kwargs)
+        if values["n"] > 1:
+            raise ConfigError(
+                f"VLLMChatModel streams one sample per call, not n={values['n']}: call it "
+                "with stream=False, or invoke/generate"
+            )
+        return values
+
+    async def _produce(
+        self,
+        engine: Engine,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        values: dict[str, Any],
+        put: Callable[[Any], None],
+    ) -> None:
+        """On the engine's loop: one request with delta outputs, each handed to ``put`` as
+        a chunk (the last with usage and metadata), then ``_END``."""
+        try:
+            engine_input, params = await self._request(engine, messages, stop, values, True)
+            prompt_tokens, name = len(engine_input["prompt_token_ids"]), self.model
+            top_k = int(values["top_logprobs"]) if params.logprobs is not None else None
+            token_ids: list[int] = []
+            positions: list[Any] = []
+            async for output in engine.outputs(engine_input, params):
+                (delta,) = output.outputs
+                token_ids += delta.token_ids
+                positions += delta.logprobs or []
+                if output.finished:
+                    logprobs = None
+                    if top_k is not None:
+                        tokenizer = engine.llm.get_tokenizer()
+                        logprobs = openai_logprobs(token_ids, positions, top_k, tokenizer)
+                    sample = Sample(delta.text, delta.finish_reason, len(token_ids), logprobs)
+                    put(
+                        last_chunk(delta.text, sample, prompt_tokens=prompt_tokens, model_name=name)
+                    )
+                elif delta.text:
+                    put(text_chunk(delta.text))
+        finally:
+            put(_END)
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        values = self._stream_values(kwargs)
+        engine = self.engine()
+        chunks: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        done = engine.submit(
+            self._produce(engine, messages, self.stop_for(stop), values, chunks.put)
+        )
+        try:
+            while (chunk := chunks.get()) is not _END:
+                yield chunk
+            done.result()  # the request's error, if it failed
+        finally:
+            done.cancel()  # the caller stopped reading: the engine aborts the request
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        values = self._stream_values(kwargs)
+        engine = await asyncio.to_thread(self.engine)
+        loop = asyncio.get_running_loop()
+        chunks: asyncio.Queue[Any] = asyncio.Queue()
+
+        def put(item: Any) -> None:
+            loop.call_soon_threadsafe(chunks.put_nowait, item)
+
+        done = engine.submit(self._produce(engine, messages, self.stop_for(stop), values, put))
+        try:
+            while (chunk := await chunks.get()) is not _END:
+                yield chunk
+            await asyncio.wrap_future(done)
+        finally:
+            done.cancel()
 
 
 def sampling_param_values(
