@@ -114,7 +114,8 @@ def test_studio_offers_the_engine_fields() -> None:
         StudioContext(policy_engine="llama.cpp")
     frozen = _frozen(context.engine_args)
     hash(frozen)  # graph_for caches graphs by the settings
-    assert BackendSettings.from_env(engine_args=frozen).engine_args == {"dtype": "half"}
+    settings = BackendSettings.from_env(policy_engine="vllm", policy_path="m", engine_args=frozen)
+    assert settings.engine_args == {"dtype": "half"}
 
 
 def test_one_engine_per_model_and_engine_args() -> None:

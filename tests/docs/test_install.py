@@ -38,12 +38,6 @@ def test_the_cpu_preset_takes_overrides_and_checks_them() -> None:
         TPOConfig.cpu(num_samples=0)
 
 
-def test_the_factory_reexports_the_defaults_from_config() -> None:
-    from langgraph_tpo.backends import factory
-
-    assert factory.EMBEDDED_DEFAULTS is EMBEDDED_DEFAULTS
-
-
 def _block(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
     """Make ``names`` unimportable, as on a machine without them (None in sys.modules)."""
     for name in names:
