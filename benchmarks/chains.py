@@ -31,8 +31,8 @@ from transformers import AutoTokenizer
 
 from benchmarks.servers import CHAT, CLASSIFY, BenchServers
 from langgraph_tpo import TPOConfig, create_tpo_graph
-from langgraph_tpo.backends.chat_template import render_batch_for_reward
-from langgraph_tpo.backends.vllm_server import VLLMServerReward, vllm_chat_model
+from langgraph_tpo.backends.inprocess.chat_template import render_batch_for_reward
+from langgraph_tpo.backends.servers.vllm_server import VLLMServerReward, vllm_chat_model
 from langgraph_tpo.extraction import extract_response
 from langgraph_tpo.policy import STEP_HEADER
 from langgraph_tpo.prompts import builtin_prompt_set

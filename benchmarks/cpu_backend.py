@@ -28,14 +28,14 @@ import psutil
 
 from benchmarks.chains import interleaved
 from benchmarks.common import contention, show_table, stop_on_signals, verdict, write_json
-from langgraph_tpo.backends.causal_lm import (
+from langgraph_tpo.backends.factory import BackendSettings, build_policy, build_reward
+from langgraph_tpo.backends.inprocess.causal_lm import (
     WEIGHTS_CACHE_ENV,
     clear_model_cache,
     dequantized_cache_dir,
     load_causal_lm,
     load_model,
 )
-from langgraph_tpo.backends.factory import BackendSettings, build_policy, build_reward
 from langgraph_tpo.prompts import COMPACT
 from langgraph_tpo.prompts.render import Quoted, update_messages
 

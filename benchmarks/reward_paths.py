@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import contention, show_table, stop_on_signals, write_json
-from langgraph_tpo.backends.vllm_server import VLLMServerReward
+from langgraph_tpo.backends.servers.vllm_server import VLLMServerReward
 from langgraph_tpo.reward import RewardPair
 from testsupport import VLLMServer
 from testsupport.models import build_tiny_reward_model, default_cache_dir

@@ -95,7 +95,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     from benchmarks.prompts import PROMPTS
     from langgraph_tpo import TPOConfig, create_tpo_graph
     from langgraph_tpo.backends.factory import BackendSettings, build_models
-    from langgraph_tpo.backends.vllm_inprocess import shutdown_engines
+    from langgraph_tpo.backends.inprocess.vllm_inprocess import shutdown_engines
 
     settings = BackendSettings(
         policy_engine="vllm",

@@ -193,8 +193,9 @@ def set_penalties(config: TPOConfig) -> dict[str, float]:
 
 def accepted_penalties(policy: BaseChatModel) -> frozenset[str]:
     """The penalties ``policy`` applies: all for OpenAI-compatible models, those a class lists
-    in its ``SAMPLING_KWARGS`` (:class:`~langgraph_tpo.backends.chat_base.SamplingChatModel`
-    does), none for any other chat model."""
+    in its ``SAMPLING_KWARGS``
+    (:class:`~langgraph_tpo.backends.plumbing.chat_base.SamplingChatModel` does), none for
+    any other chat model."""
     if is_openai_compatible(policy):
         return frozenset(PENALTIES)
     return _declared_penalties(type(policy))

@@ -22,8 +22,8 @@ from langgraph_sdk.runtime import ServerRuntime
 from pydantic import Field, create_model
 
 from langgraph_tpo.assembly import assemble, resolve_settings
-from langgraph_tpo.backends.balancer import split_urls
 from langgraph_tpo.backends.factory import BackendSettings
+from langgraph_tpo.backends.plumbing.balancer import split_urls
 from langgraph_tpo.config import TPOConfig
 
 # Backend settings a run's context cannot carry, and why.

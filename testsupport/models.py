@@ -17,7 +17,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from langgraph_tpo.backends.disk_cache import (
+from langgraph_tpo.backends.plumbing.disk_cache import (
     build_cached_dir,
     cache_lock,
     default_cache_dir,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from langgraph_tpo.backends.vllm_server import server_root_url
+from langgraph_tpo.backends.servers.vllm_server import server_root_url
 from testsupport.models import (
     build_smollm2_hf_dir,
     build_tiny_reward_model,

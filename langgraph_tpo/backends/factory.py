@@ -3,7 +3,7 @@
 With nothing set, both are the embedded default: SmolLM2-135M-Instruct in-process on
 CPU as the policy, and the same loaded model as an LLM judge for the reward.
 ``policy_factory``/``reward_factory`` (``module:function``) bring any other model
-(:mod:`langgraph_tpo.backends.user_models`).
+(:mod:`langgraph_tpo.backends.plumbing.user_models`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from urllib.parse import urlparse
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from langgraph_tpo.backends.balancer import split_urls
-from langgraph_tpo.backends.extras import require
-from langgraph_tpo.backends.user_models import (
+from langgraph_tpo.backends.plumbing.balancer import split_urls
+from langgraph_tpo.backends.plumbing.extras import require
+from langgraph_tpo.backends.plumbing.user_models import (
     check_spec,
     policy_from_factory,
     reward_from_factory,
@@ -220,7 +220,7 @@ class BackendSettings(BaseModel):
         return bool(self.reward_url or self.reward_path or self.reward_factory or self.judge)
 
     def _validate_reward_placement(self) -> None:
-        from langgraph_tpo.backends.transformers_reward import check_device, check_dtype
+        from langgraph_tpo.backends.rewards.transformers_reward import check_device, check_dtype
 
         if self.reward_device:
             check_device(self.reward_device)
@@ -264,21 +264,21 @@ def build_policy(settings: BackendSettings) -> BaseChatModel:
     if settings.policy_factory:
         return policy_from_factory(settings.policy_factory)
     if settings.policy_url:
-        from langgraph_tpo.backends.vllm_server import vllm_chat_model
+        from langgraph_tpo.backends.servers.vllm_server import vllm_chat_model
 
         return vllm_chat_model(
             settings.policy_url, settings.policy_model or "", api_key=settings.api_key
         )
     if settings.policy_engine == "vllm":
         require("vllm", "vllm", what="in-process vLLM (policy_engine 'vllm')")
-        from langgraph_tpo.backends.vllm_inprocess import VLLMChatModel, import_vllm
+        from langgraph_tpo.backends.inprocess.vllm_inprocess import VLLMChatModel, import_vllm
 
         import_vllm()  # a clear error now when vllm is missing, not at the first call
         return VLLMChatModel(
             model=settings.policy_path or "", engine_args=settings.engine_args or {}
         )
     require_local(settings.policy_path, "the in-process transformers policy")
-    from langgraph_tpo.backends.transformers_chat import TransformersChatModel
+    from langgraph_tpo.backends.inprocess.transformers_chat import TransformersChatModel
 
     return TransformersChatModel(model_path=settings.policy_path)
 
@@ -312,7 +312,7 @@ def build_reward(settings: BackendSettings, policy: BaseChatModel) -> BatchRewar
     if not settings.reward:
         return build_reward_model(settings, policy)
     require("math", "math_verify", what="the math verifier reward (reward 'math')")
-    from langgraph_tpo.backends.math_verifier import MathVerifierReward
+    from langgraph_tpo.backends.rewards.math_verifier import MathVerifierReward
 
     verifier = MathVerifierReward()
     if not settings.has_reward_model:
@@ -327,7 +327,7 @@ def build_reward_model(settings: BackendSettings, policy: BaseChatModel) -> Batc
     if settings.reward_factory:
         return reward_from_factory(settings.reward_factory, policy)
     if settings.reward_url:
-        from langgraph_tpo.backends.vllm_server import VLLMServerReward
+        from langgraph_tpo.backends.servers.vllm_server import VLLMServerReward
 
         return VLLMServerReward(
             settings.reward_url,
@@ -337,12 +337,12 @@ def build_reward_model(settings: BackendSettings, policy: BaseChatModel) -> Batc
         )
     if settings.reward_path:
         require("local", "torch", "transformers", what="the in-process reward model")
-        from langgraph_tpo.backends.transformers_reward import TransformersReward
+        from langgraph_tpo.backends.rewards.transformers_reward import TransformersReward
 
         return TransformersReward(
             settings.reward_path, device=settings.reward_device, dtype=settings.reward_dtype
         )
-    from langgraph_tpo.backends.judge import JudgeReward
+    from langgraph_tpo.backends.rewards.judge import JudgeReward
 
     # a small judge (the embedded SmolLM2) sometimes answers without a number at all
     return JudgeReward(policy, unreadable="lowest")

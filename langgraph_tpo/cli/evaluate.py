@@ -38,8 +38,8 @@ from rich.progress import (
 from rich.text import Text
 
 from langgraph_tpo.assembly import assemble
-from langgraph_tpo.backends.balancer import Balancer, count_requests
 from langgraph_tpo.backends.factory import BackendSettings
+from langgraph_tpo.backends.plumbing.balancer import Balancer, count_requests
 from langgraph_tpo.cli import options as o
 from langgraph_tpo.cli.console import (
     describe_error,

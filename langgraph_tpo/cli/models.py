@@ -9,9 +9,9 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from langgraph.types import RetryPolicy
 
-from langgraph_tpo.backends.balancer import split_urls
 from langgraph_tpo.backends.factory import BackendSettings
-from langgraph_tpo.backends.vllm_server import openai_api_url, server_root_url
+from langgraph_tpo.backends.plumbing.balancer import split_urls
+from langgraph_tpo.backends.servers.vllm_server import openai_api_url, server_root_url
 from langgraph_tpo.errors import BackendUnavailableError
 
 SECRET_FIELDS = ("api_key",)

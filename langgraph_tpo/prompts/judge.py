@@ -1,4 +1,4 @@
-"""The LLM-as-judge prompt used by :class:`langgraph_tpo.backends.judge.JudgeReward`.
+"""The LLM-as-judge prompt used by :class:`langgraph_tpo.backends.rewards.judge.JudgeReward`.
 
 The judge must answer with a bare number so its first generated token can be read
 from the logprobs. Small models (SmolLM2-135M, the embedded default) ignore that

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from langgraph_tpo.backends.causal_lm import LoadedModel, load_model
+from langgraph_tpo.backends.inprocess.causal_lm import LoadedModel, load_model
 from langgraph_tpo.errors import BackendUnavailableError
 from testsupport.models import write_tiny_reward_model
 

@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from langgraph_tpo.backends.balancer import Balancer, count_requests, split_urls
+from langgraph_tpo.backends.plumbing.balancer import Balancer, count_requests, split_urls
 from langgraph_tpo.errors import ConfigError
 
 

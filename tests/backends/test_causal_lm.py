@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from langgraph_tpo.backends import causal_lm
-from langgraph_tpo.backends.causal_lm import (
+from langgraph_tpo.backends.inprocess import causal_lm
+from langgraph_tpo.backends.inprocess.causal_lm import (
     DEFAULT_HUB_ID,
     PACKAGE_GGUF,
     WEIGHTS_CACHE_ENV,
@@ -18,7 +18,7 @@ from langgraph_tpo.backends.causal_lm import (
     load_model,
     resolve_model_source,
 )
-from langgraph_tpo.backends.transformers_chat import TransformersChatModel
+from langgraph_tpo.backends.inprocess.transformers_chat import TransformersChatModel
 from langgraph_tpo.errors import BackendUnavailableError
 
 

@@ -10,12 +10,12 @@ import pytest
 from langchain_core.messages import AIMessageChunk, HumanMessage
 
 from langgraph_tpo import TPOConfig, create_tpo_graph
-from langgraph_tpo.backends.causal_lm import LoadedModel
-from langgraph_tpo.backends.chat_base import first_stop, held_back
-from langgraph_tpo.backends.multi_server import BalancedChatModel
-from langgraph_tpo.backends.transformers_chat import TransformersChatModel, _streamed_text
-from langgraph_tpo.backends.vllm_inprocess import VLLMChatModel
-from langgraph_tpo.backends.vllm_server import VLLMChatOpenAI
+from langgraph_tpo.backends.inprocess.causal_lm import LoadedModel
+from langgraph_tpo.backends.inprocess.transformers_chat import TransformersChatModel, _streamed_text
+from langgraph_tpo.backends.inprocess.vllm_inprocess import VLLMChatModel
+from langgraph_tpo.backends.plumbing.chat_base import first_stop, held_back
+from langgraph_tpo.backends.servers.multi_server import BalancedChatModel
+from langgraph_tpo.backends.servers.vllm_server import VLLMChatOpenAI
 from langgraph_tpo.errors import ConfigError
 
 STORY = [HumanMessage("Tell me a short story about a dragon.")]

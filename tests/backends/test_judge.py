@@ -10,9 +10,9 @@ import pytest
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from langgraph_tpo.backends.causal_lm import LoadedModel
-from langgraph_tpo.backends.judge import JudgeReward, logprob_rating, parse_rating
-from langgraph_tpo.backends.transformers_chat import TransformersChatModel
+from langgraph_tpo.backends.inprocess.causal_lm import LoadedModel
+from langgraph_tpo.backends.inprocess.transformers_chat import TransformersChatModel
+from langgraph_tpo.backends.rewards.judge import JudgeReward, logprob_rating, parse_rating
 from langgraph_tpo.errors import ConfigError, RewardError
 from langgraph_tpo.fakes import FakePolicy
 from langgraph_tpo.prompts.judge import JUDGE_PROMPT, judge_messages

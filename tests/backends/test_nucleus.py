@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
 
-from langgraph_tpo.backends.nucleus import TemperatureTopP
+from langgraph_tpo.backends.inprocess.nucleus import TemperatureTopP
 
 VOCAB = 49_152
 

@@ -12,14 +12,14 @@ import torch
 from langchain_core.messages import HumanMessage
 from transformers import RepetitionPenaltyLogitsProcessor
 
-from langgraph_tpo.backends.causal_lm import LoadedModel
-from langgraph_tpo.backends.nucleus import TemperatureTopP
-from langgraph_tpo.backends.penalties import FrequencyPresencePenalty, penalty_processors
-from langgraph_tpo.backends.transformers_chat import (
+from langgraph_tpo.backends.inprocess.causal_lm import LoadedModel
+from langgraph_tpo.backends.inprocess.nucleus import TemperatureTopP
+from langgraph_tpo.backends.inprocess.transformers_chat import (
     SamplingParams,
     TransformersChatModel,
     _generate_kwargs,
 )
+from langgraph_tpo.backends.plumbing.penalties import FrequencyPresencePenalty, penalty_processors
 from langgraph_tpo.errors import ConfigError
 
 TOKENIZER = SimpleNamespace(pad_token_id=0)  # all _generate_kwargs reads of a tokenizer

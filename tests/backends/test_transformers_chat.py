@@ -12,9 +12,12 @@ import pytest
 import torch
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
-from langgraph_tpo.backends.causal_lm import LoadedModel, stored_context_window
-from langgraph_tpo.backends.nucleus import TemperatureTopP
-from langgraph_tpo.backends.transformers_chat import TransformersChatModel, _generate_kwargs
+from langgraph_tpo.backends.inprocess.causal_lm import LoadedModel, stored_context_window
+from langgraph_tpo.backends.inprocess.nucleus import TemperatureTopP
+from langgraph_tpo.backends.inprocess.transformers_chat import (
+    TransformersChatModel,
+    _generate_kwargs,
+)
 from langgraph_tpo.errors import ConfigError
 
 STORY = [HumanMessage("Tell me a short story about a dragon.")]
@@ -213,7 +216,7 @@ def test_decode_of_a_cut_completion_never_ends_in_a_broken_character(
 ) -> None:
     """SmolLM2's byte-level tokenizer spreads each emoji over several tokens: every prefix
     of the token ids decodes to a prefix of the text, without U+FFFD."""
-    from langgraph_tpo.backends.transformers_chat import decode_completion
+    from langgraph_tpo.backends.inprocess.transformers_chat import decode_completion
 
     tokenizer = smollm2.tokenizer
     ids = tokenizer.encode("Fire: " + EMOJI, add_special_tokens=False)

@@ -8,9 +8,9 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from langgraph_tpo.backends.chat_template import render_for_reward
 from langgraph_tpo.backends.factory import build_reward
-from langgraph_tpo.backends.transformers_reward import TransformersReward
+from langgraph_tpo.backends.inprocess.chat_template import render_for_reward
+from langgraph_tpo.backends.rewards.transformers_reward import TransformersReward
 from langgraph_tpo.cli.options import CommandSettings
 from langgraph_tpo.errors import BackendUnavailableError, ConfigError
 from langgraph_tpo.reward import BatchReward, RewardPair

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from langgraph_tpo import BackendUnavailableError
 from langgraph_tpo.backends.factory import BackendSettings, build_models
-from langgraph_tpo.backends.vllm_inprocess import VLLMChatModel, engine_key
+from langgraph_tpo.backends.inprocess.vllm_inprocess import VLLMChatModel, engine_key
 from langgraph_tpo.cli import app
 from langgraph_tpo.cli.options import CommandSettings
 from langgraph_tpo.errors import ConfigError

@@ -9,7 +9,7 @@ import pytest
 from langchain_openai import ChatOpenAI
 
 from langgraph_tpo.backends.factory import BackendSettings, build_policy, build_reward
-from langgraph_tpo.backends.vllm_server import VLLMServerReward
+from langgraph_tpo.backends.servers.vllm_server import VLLMServerReward
 from langgraph_tpo.errors import ConfigError
 
 
@@ -41,7 +41,7 @@ def test_bad_reward_server_settings_are_config_errors(tmp_path: Path) -> None:
 def test_several_urls_from_flags_env_and_config_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from langgraph_tpo.backends.multi_server import BalancedChatModel
+    from langgraph_tpo.backends.servers.multi_server import BalancedChatModel
     from langgraph_tpo.cli.options import CommandSettings
     from langgraph_tpo.policy import supports_n
 

@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from langgraph_tpo import TPOConfig
-from langgraph_tpo.backends import extras
 from langgraph_tpo.backends.factory import BackendSettings, build_models
+from langgraph_tpo.backends.plumbing import extras
 from langgraph_tpo.cli.options import CommandSettings
 from langgraph_tpo.config import EMBEDDED_DEFAULTS
 from langgraph_tpo.errors import BackendUnavailableError, ConfigError
@@ -76,8 +76,8 @@ def test_build_models_without_torch_fails_at_build_time_naming_local(
 
 
 def test_the_transformers_constructors_check_too(monkeypatch: pytest.MonkeyPatch) -> None:
-    from langgraph_tpo.backends.transformers_chat import TransformersChatModel
-    from langgraph_tpo.backends.transformers_reward import TransformersReward
+    from langgraph_tpo.backends.inprocess.transformers_chat import TransformersChatModel
+    from langgraph_tpo.backends.rewards.transformers_reward import TransformersReward
 
     _block(monkeypatch, "transformers")
     with pytest.raises(BackendUnavailableError, match=r"TransformersChatModel needs transformers"):

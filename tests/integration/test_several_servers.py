@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 import pytest
 from langchain_core.messages import HumanMessage
 
-from langgraph_tpo.backends.multi_server import BalancedChatModel
-from langgraph_tpo.backends.vllm_server import vllm_chat_model
+from langgraph_tpo.backends.servers.multi_server import BalancedChatModel
+from langgraph_tpo.backends.servers.vllm_server import vllm_chat_model
 from langgraph_tpo.policy import supports_n
 from testsupport import VLLMServer
 from testsupport.models import default_cache_dir

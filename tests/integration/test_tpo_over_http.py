@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from langgraph_tpo import TPOConfig, create_tpo_graph
-from langgraph_tpo.backends.vllm_server import VLLMServerReward, vllm_chat_model
+from langgraph_tpo.backends.servers.vllm_server import VLLMServerReward, vllm_chat_model
 
 if TYPE_CHECKING:
     from tests.integration.conftest import VLLMServers

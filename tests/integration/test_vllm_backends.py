@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import pytest
 from langchain_core.messages import HumanMessage
 
-from langgraph_tpo.backends.chat_template import render_batch_for_reward
-from langgraph_tpo.backends.vllm_server import VLLMServerReward, vllm_chat_model
+from langgraph_tpo.backends.inprocess.chat_template import render_batch_for_reward
+from langgraph_tpo.backends.servers.vllm_server import VLLMServerReward, vllm_chat_model
 from langgraph_tpo.errors import BackendUnavailableError, RewardError
 from langgraph_tpo.reward import RewardPair
 from testsupport import build_tiny_reward_model
@@ -145,7 +145,7 @@ async def test_reward_scores_batch_in_one_request_matching_transformers(
 
 @session_loop
 async def test_reward_matches_transformers_reward_backend(vllm_servers: VLLMServers) -> None:
-    from langgraph_tpo.backends.transformers_reward import TransformersReward
+    from langgraph_tpo.backends.rewards.transformers_reward import TransformersReward
 
     local = TransformersReward(str(_model_path(vllm_servers)), batch_size=4)
     expected = await local.ascore_batch(PAIRS)
@@ -157,7 +157,7 @@ async def test_reward_matches_transformers_reward_backend(vllm_servers: VLLMServ
 async def test_reward_without_tokenizer_sends_messages_matching_transformers(
     vllm_servers: VLLMServers,
 ) -> None:
-    from langgraph_tpo.backends.transformers_reward import TransformersReward
+    from langgraph_tpo.backends.rewards.transformers_reward import TransformersReward
 
     reward = VLLMServerReward(vllm_servers.reward_url, vllm_servers.reward_model)
     assert not reward.renders_locally  # "tiny-rm" is a served name, not a local directory

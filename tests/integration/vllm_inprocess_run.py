@@ -90,8 +90,8 @@ async def concurrent_runs(graph: Any, engine: Any, runs: int) -> dict[str, Any]:
 async def judge_check(policy: Any, model_dir: str) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
-    from langgraph_tpo.backends.judge import JudgeReward
-    from langgraph_tpo.backends.transformers_chat import TransformersChatModel
+    from langgraph_tpo.backends.inprocess.transformers_chat import TransformersChatModel
+    from langgraph_tpo.backends.rewards.judge import JudgeReward
 
     judge = JudgeReward(policy, unreadable="lowest")
     conversation = [{"role": "user", "content": QUERY}]

@@ -22,7 +22,7 @@ import pytest
 from langgraph.types import RetryPolicy
 
 from langgraph_tpo import TPOConfig
-from langgraph_tpo.backends.vllm_server import VLLMServerReward, vllm_chat_model
+from langgraph_tpo.backends.servers.vllm_server import VLLMServerReward, vllm_chat_model
 from langgraph_tpo.graph.builder import retry_transient
 from testsupport import build_tiny_reward_model
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from langgraph_tpo import TPOConfig, create_tpo_graph
 from langgraph_tpo.backends.factory import BackendSettings
-from langgraph_tpo.backends.vllm_server import VLLMServerReward, vllm_chat_model
+from langgraph_tpo.backends.servers.vllm_server import VLLMServerReward, vllm_chat_model
 from langgraph_tpo.cli import app
 from langgraph_tpo.errors import ConfigError, ContextTooLongError
 

@@ -20,8 +20,8 @@ from langgraph_tpo import (
     RewardError,
     create_tpo_graph,
 )
-from langgraph_tpo.backends.transformers_chat import TransformersChatModel
-from langgraph_tpo.backends.transformers_reward import TransformersReward
+from langgraph_tpo.backends.inprocess.transformers_chat import TransformersChatModel
+from langgraph_tpo.backends.rewards.transformers_reward import TransformersReward
 from langgraph_tpo.cli import app
 from langgraph_tpo.errors import is_transient
 from langgraph_tpo.fakes import FakeNPolicy

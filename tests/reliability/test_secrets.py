@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from langgraph_tpo import TPOError, create_tpo_graph
 from langgraph_tpo.backends.factory import BackendSettings, build_policy, build_reward
-from langgraph_tpo.backends.vllm_server import VLLMServerReward
+from langgraph_tpo.backends.servers.vllm_server import VLLMServerReward
 from langgraph_tpo.cli import app
 
 from .conftest import (

@@ -22,7 +22,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from langgraph_tpo import PolicyError, RewardError, create_tpo_graph
-from langgraph_tpo.backends.vllm_server import vllm_chat_model
+from langgraph_tpo.backends.servers.vllm_server import vllm_chat_model
 from langgraph_tpo.errors import TPOError
 from testsupport.servers import free_port
 

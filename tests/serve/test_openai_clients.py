@@ -447,7 +447,7 @@ def test_client_disconnect_cancels_the_run(stream: bool) -> None:
 
 
 def dead_policy_app(**kwargs):
-    from langgraph_tpo.backends.vllm_server import vllm_chat_model
+    from langgraph_tpo.backends.servers.vllm_server import vllm_chat_model
     from testsupport.servers import free_port
 
     dead = f"http://127.0.0.1:{free_port()}/v1"

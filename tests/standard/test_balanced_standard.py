@@ -10,8 +10,8 @@ import pytest
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 from langchain_tests.unit_tests import ChatModelUnitTests
 
-from langgraph_tpo.backends.multi_server import BalancedChatModel
-from langgraph_tpo.backends.vllm_server import VLLMChatOpenAI, openai_timeout
+from langgraph_tpo.backends.servers.multi_server import BalancedChatModel
+from langgraph_tpo.backends.servers.vllm_server import VLLMChatOpenAI, openai_timeout
 from tests.standard.features import TextOnlyChatModel
 from testsupport.pair import ServerPair
 

@@ -10,7 +10,7 @@ import pytest
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 from langchain_tests.unit_tests import ChatModelUnitTests
 
-from langgraph_tpo.backends.transformers_chat import TransformersChatModel
+from langgraph_tpo.backends.inprocess.transformers_chat import TransformersChatModel
 from tests.standard.features import TextOnlyChatModel
 
 if importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None:

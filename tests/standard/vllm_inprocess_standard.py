@@ -17,7 +17,7 @@ from typing import Any
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 from langchain_tests.unit_tests import ChatModelUnitTests
 
-from langgraph_tpo.backends.vllm_inprocess import VLLMChatModel
+from langgraph_tpo.backends.inprocess.vllm_inprocess import VLLMChatModel
 from tests.standard.features import TextOnlyChatModel
 from testsupport.vllm_env import CPU_ENGINE_ARGS
 

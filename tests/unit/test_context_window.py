@@ -9,8 +9,8 @@ import pytest
 from langchain_core.messages import BaseMessage, HumanMessage
 
 from langgraph_tpo import ConfigError, TPOConfig, create_tpo_graph
-from langgraph_tpo.backends.multi_server import BalancedChatModel
-from langgraph_tpo.backends.vllm_server import served_max_model_len, vllm_chat_model
+from langgraph_tpo.backends.servers.multi_server import BalancedChatModel
+from langgraph_tpo.backends.servers.vllm_server import served_max_model_len, vllm_chat_model
 from langgraph_tpo.context_window import check_fits_context
 from langgraph_tpo.fakes import FakeNPolicy
 from tests.serve.helpers import serving

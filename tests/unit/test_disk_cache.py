@@ -11,7 +11,11 @@ from pathlib import Path
 import platformdirs
 import pytest
 
-from langgraph_tpo.backends.disk_cache import build_cached_dir, cache_lock, default_cache_dir
+from langgraph_tpo.backends.plumbing.disk_cache import (
+    build_cached_dir,
+    cache_lock,
+    default_cache_dir,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SECOND_WRITER = """
 import sys
 from pathlib import Path
-from langgraph_tpo.backends.disk_cache import build_cached_dir
+from langgraph_tpo.backends.plumbing.disk_cache import build_cached_dir
 
 def build(tmp: Path) -> None:
     Path(sys.argv[2]).write_text("built by the second writer")

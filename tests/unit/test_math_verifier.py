@@ -11,7 +11,7 @@ pytest.importorskip("math_verify")
 
 from langgraph_tpo import ConfigError, TPOConfig, create_tpo_graph  # noqa: E402
 from langgraph_tpo.backends.factory import BackendSettings, build_reward  # noqa: E402
-from langgraph_tpo.backends.math_verifier import MathVerifierReward, answers_match  # noqa: E402
+from langgraph_tpo.backends.rewards.math_verifier import MathVerifierReward, answers_match  # noqa: E402
 from langgraph_tpo.fakes import FakeBatchReward, FakeNPolicy  # noqa: E402
 from langgraph_tpo.reward import WeightedReward  # noqa: E402
 
@@ -57,7 +57,7 @@ def test_the_reward_scores_one_for_a_match_and_zero_otherwise() -> None:
 def test_a_slow_check_counts_as_wrong(monkeypatch: pytest.MonkeyPatch) -> None:
     import time
 
-    from langgraph_tpo.backends import math_verifier
+    from langgraph_tpo.backends.rewards import math_verifier
 
     monkeypatch.setattr(math_verifier, "answers_match", lambda r, ref: time.sleep(0.3) or True)
     pairs = [([{"role": "user", "content": "?"}], "$\\boxed{1}$")]

@@ -14,7 +14,7 @@ from langchain_core.language_models import GenericFakeChatModel
 from langchain_core.messages import AIMessageChunk
 
 from langgraph_tpo import TPOConfig, create_tpo_graph
-from langgraph_tpo.backends.judge import JudgeReward
+from langgraph_tpo.backends.rewards.judge import JudgeReward
 from langgraph_tpo.fakes import FakeNPolicy, FakePolicy
 from testsupport.fake_backends import FakeTPOPolicy
 

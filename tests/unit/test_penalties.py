@@ -14,9 +14,9 @@ import pytest
 from langchain_openai import ChatOpenAI
 
 from langgraph_tpo import TPOConfig, create_tpo_graph
-from langgraph_tpo.backends.multi_server import BalancedChatModel
-from langgraph_tpo.backends.transformers_chat import TransformersChatModel
-from langgraph_tpo.backends.vllm_inprocess import VLLMChatModel, sampling_param_values
+from langgraph_tpo.backends.inprocess.transformers_chat import TransformersChatModel
+from langgraph_tpo.backends.inprocess.vllm_inprocess import VLLMChatModel, sampling_param_values
+from langgraph_tpo.backends.servers.multi_server import BalancedChatModel
 from langgraph_tpo.errors import ConfigError
 from langgraph_tpo.fakes import FakeNPolicy, FakePenaltyPolicy, FakePolicy
 from langgraph_tpo.policy import PENALTIES, accepted_penalties, generate, sampling_kwargs

@@ -96,7 +96,7 @@ def test_optional_parameters_are_not_filled_and_attributes_may_be_dotted(
 
 
 def test_without_a_reward_factory_the_policy_judges(factories: object) -> None:
-    from langgraph_tpo.backends.judge import JudgeReward
+    from langgraph_tpo.backends.rewards.judge import JudgeReward
 
     policy, reward = build_models(BackendSettings(policy_factory="my_factories:policy"))
     assert isinstance(reward, JudgeReward) and reward.chat_model is policy

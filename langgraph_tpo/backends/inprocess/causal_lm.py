@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from langgraph_tpo.backends.disk_cache import build_cached_dir, default_cache_dir
-from langgraph_tpo.backends.model_files import (
+from langgraph_tpo.backends.plumbing.disk_cache import build_cached_dir, default_cache_dir
+from langgraph_tpo.backends.plumbing.model_files import (
     is_local,
     looks_like_hub_id,
     no_model_files_reason,

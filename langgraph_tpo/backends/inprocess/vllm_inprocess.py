@@ -33,7 +33,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, Field
 
-from langgraph_tpo.backends.chat_base import (
+from langgraph_tpo.backends.plumbing.chat_base import (
     Sample,
     SamplingChatModel,
     chat_result,

@@ -23,14 +23,15 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import model_validator
 
-from langgraph_tpo.backends.causal_lm import (
+from langgraph_tpo.backends.inprocess.causal_lm import (
     DEFAULT_HUB_ID,
     LoadedModel,
     check_model_path,
     load_model,
     stored_context_window,
 )
-from langgraph_tpo.backends.chat_base import (
+from langgraph_tpo.backends.inprocess.nucleus import TemperatureTopP
+from langgraph_tpo.backends.plumbing.chat_base import (
     Sample,
     SamplingChatModel,
     chat_result,
@@ -39,9 +40,8 @@ from langgraph_tpo.backends.chat_base import (
     last_chunk,
     text_chunk,
 )
-from langgraph_tpo.backends.extras import require
-from langgraph_tpo.backends.nucleus import TemperatureTopP
-from langgraph_tpo.backends.penalties import penalty_processors
+from langgraph_tpo.backends.plumbing.extras import require
+from langgraph_tpo.backends.plumbing.penalties import penalty_processors
 from langgraph_tpo.errors import ConfigError, PolicyError
 from langgraph_tpo.reward import chat_role
 

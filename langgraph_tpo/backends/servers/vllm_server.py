@@ -25,9 +25,9 @@ import httpx
 import openai
 from langchain_openai import ChatOpenAI
 
-from langgraph_tpo.backends.balancer import Balancer, split_urls
-from langgraph_tpo.backends.chat_template import render_batch_for_reward
-from langgraph_tpo.backends.multi_server import BalancedChatModel
+from langgraph_tpo.backends.inprocess.chat_template import render_batch_for_reward
+from langgraph_tpo.backends.plumbing.balancer import Balancer, split_urls
+from langgraph_tpo.backends.servers.multi_server import BalancedChatModel
 from langgraph_tpo.errors import (
     NO_KEY,
     SECRET_ENV_VARS,
@@ -147,7 +147,7 @@ def vllm_chat_model(
     retry budget. Extra keyword arguments go to ``ChatOpenAI`` (e.g. ``temperature``).
 
     Several servers of the same model (a list, or URLs separated by commas) give a
-    :class:`~langgraph_tpo.backends.multi_server.BalancedChatModel` over one ``ChatOpenAI``
+    :class:`~langgraph_tpo.backends.servers.multi_server.BalancedChatModel` over one ``ChatOpenAI``
     per server.
     """
     urls = split_urls(base_url)
@@ -194,7 +194,7 @@ class VLLMServerReward:
     ``base_url`` may name several servers of the same model (a list, or URLs separated by
     commas): each request goes to the one with the fewest requests in flight, and a server
     that fails (no connection, HTTP 5xx) is set aside for a back-off while its requests go to
-    the others (:class:`~langgraph_tpo.backends.balancer.Balancer`; counts in
+    the others (:class:`~langgraph_tpo.backends.plumbing.balancer.Balancer`; counts in
     ``balancer.stats()``). ``requests_sent`` counts requests made, resent ones included.
     """
 

@@ -1,8 +1,9 @@
 """Repetition controls for ``generate``: OpenAI's frequency and presence penalties, and
 transformers' own multiplicative ``repetition_penalty``.
 
-They run before temperature and top-p (:class:`~langgraph_tpo.backends.nucleus.TemperatureTopP`)
-and also when decoding greedily, as vLLM applies them.
+They run before temperature and top-p
+(:class:`~langgraph_tpo.backends.inprocess.nucleus.TemperatureTopP`) and also when
+decoding greedily, as vLLM applies them.
 """
 
 from __future__ import annotations

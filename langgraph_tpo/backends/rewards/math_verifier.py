@@ -91,5 +91,5 @@ class MathVerifierReward:
 
 def math_verifier() -> MathVerifierReward:
     """The verifier as a reward factory: ``--reward-factory
-    langgraph_tpo.backends.math_verifier:math_verifier``."""
+    langgraph_tpo.backends.rewards.math_verifier:math_verifier``."""
     return MathVerifierReward()

@@ -1,12 +1,12 @@
 """A policy served by several OpenAI-compatible servers (vLLM) of the same model.
 
-:class:`BalancedChatModel` is a LangChain chat model over one ``ChatOpenAI`` per server. Each
-call goes, whole, to one server chosen by a :class:`~langgraph_tpo.backends.balancer.Balancer`
-(fewest requests in flight); ``n`` stays in that one request, so a TPO run still sends 1+3D
-chat requests, and the model has an ``n`` field, so :func:`langgraph_tpo.policy.supports_n`
-sees it. A connection error or a 5xx sets the server aside and the same call goes to another.
-A streamed call (one sample) streams from its server; it moves to another server only while
-nothing has been yielded yet, since text already shown cannot be taken back.
+:class:`BalancedChatModel` is a LangChain chat model over one ``ChatOpenAI`` per server. Each call
+goes, whole, to one server chosen by a :class:`~langgraph_tpo.backends.plumbing.balancer.Balancer`
+(fewest requests in flight); ``n`` stays in that one request, so a TPO run still sends 1+3D chat
+requests, and the model has an ``n`` field, so :func:`langgraph_tpo.policy.supports_n` sees it. A
+connection error or a 5xx sets the server aside and the same call goes to another. A streamed call
+(one sample) streams from its server; it moves to another server only while nothing has been
+yielded yet, since text already shown cannot be taken back.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult, LLMResult
 from langchain_openai import ChatOpenAI
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from langgraph_tpo.backends.balancer import Balancer
-from langgraph_tpo.backends.chat_base import ChatModelBase
+from langgraph_tpo.backends.plumbing.balancer import Balancer
+from langgraph_tpo.backends.plumbing.chat_base import ChatModelBase
 from langgraph_tpo.errors import ConfigError
 from langgraph_tpo.policy import openai_request
 

@@ -8,9 +8,13 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from langgraph_tpo.backends.chat_template import render_batch_for_reward
-from langgraph_tpo.backends.extras import require
-from langgraph_tpo.backends.model_files import check_model_dir, check_tokenizer_dir, is_local
+from langgraph_tpo.backends.inprocess.chat_template import render_batch_for_reward
+from langgraph_tpo.backends.plumbing.extras import require
+from langgraph_tpo.backends.plumbing.model_files import (
+    check_model_dir,
+    check_tokenizer_dir,
+    is_local,
+)
 from langgraph_tpo.errors import BackendUnavailableError, ConfigError, RewardError
 from langgraph_tpo.reward import RewardPair, check_scores
 
@@ -146,7 +150,7 @@ def _load_reward_model(
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from langgraph_tpo.backends.causal_lm import configure_torch_threads
+    from langgraph_tpo.backends.inprocess.causal_lm import configure_torch_threads
 
     _check_device_available(device)
     configure_torch_threads()

@@ -98,7 +98,7 @@ def reward_from_factory(spec: str, policy: BaseChatModel) -> BatchReward:
     if isinstance(reward, BaseChatModel):
         raise ConfigError(
             f"{setting} {spec!r} returned a chat model ({type(reward).__name__}), not a reward; "
-            "to judge with it, return langgraph_tpo.backends.judge.JudgeReward(model)"
+            "to judge with it, return langgraph_tpo.backends.rewards.judge.JudgeReward(model)"
         )
     if not (isinstance(reward, (BatchReward, Runnable)) or callable(reward)):
         raise ConfigError(

@@ -1,0 +1,1 @@
+"""Rewards that are not a served model: a transformers reward model, an LLM judge, a verifier."""

@@ -1,0 +1,2 @@
+"""Models served over HTTP: vLLM's OpenAI-compatible policy and ``/classify`` reward servers,
+one or several."""
