@@ -10,7 +10,8 @@ from its checkpoint. A thread is deleted once its result line is written (throug
 saver's public ``adelete_thread``, whichever saver it is), and the default file once every
 result is in; a file or store the user named is kept.
 
-The thread id hashes the method, the item's key and its graph input: a prompt whose text
+The thread id hashes the method, the item's key and its graph input (and, in a store
+the user named, which other evals may share, the results file's path): a prompt whose text
 changed (same id) starts afresh rather than resuming another prompt's run. A resumed run
 goes on with the current settings.
 """
@@ -62,6 +63,7 @@ class Checkpoints:
     spec: str | None = None
     target: Any = None
     owned: bool = False
+    scope: str = ""  # in every thread id: the results file, for a store others may share
 
     def __str__(self) -> str:
         return str(self.path) if self.path is not None else f"checkpointer {self.spec}"
@@ -84,7 +86,8 @@ def choose_checkpoints(
             raise ConfigError(
                 f"--checkpoints {checkpoints!r} and --checkpointer {checkpointer!r}: give one"
             )
-        return Checkpoints(spec=checkpointer, target=import_checkpointer(checkpointer))
+        target = import_checkpointer(checkpointer)
+        return Checkpoints(spec=checkpointer, target=target, scope=str(results.resolve()))
     if checkpoints == OFF or (checkpoints == DEFAULT and not has_sqlite()):
         return None
     if not has_sqlite():
@@ -98,7 +101,7 @@ def choose_checkpoints(
     if path.is_dir() or not path.parent.is_dir():
         where = "is a directory" if path.is_dir() else f"has no directory {str(path.parent)!r}"
         raise ConfigError(f"--checkpoints {checkpoints!r} {where}; give an SQLite file path")
-    return Checkpoints(path=path)
+    return Checkpoints(path=path, scope=str(results.resolve()))
 
 
 def import_checkpointer(spec: str) -> Any:
@@ -200,11 +203,11 @@ def remove_checkpoints(path: Path) -> None:
         file.unlink(missing_ok=True)
 
 
-def thread_config(item: WorkItem) -> dict[str, Any]:
-    """The run config of ``item``'s own thread."""
-    payload = json.dumps(
-        [item.method, item.key, item.record.graph_input()], sort_keys=True, default=str
-    )
+def thread_config(item: WorkItem, scope: str = "") -> dict[str, Any]:
+    """The run config of ``item``'s own thread; ``scope`` (the results file, for a store
+    the user named) keeps evals into other results files off each other's threads."""
+    parts = [item.method, item.key, item.record.graph_input()] + ([scope] if scope else [])
+    payload = json.dumps(parts, sort_keys=True, default=str)
     digest = hashlib.sha256(payload.encode()).hexdigest()[:32]
     return {"configurable": {"thread_id": f"{item.method}-{digest}"}}
 
@@ -220,10 +223,12 @@ async def run_or_resume(graph: Any, item: WorkItem, config: dict[str, Any]) -> d
     return await graph.ainvoke(item.record.graph_input(), config)
 
 
-async def count_in_flight(saver: BaseCheckpointSaver, items: list[WorkItem]) -> int:
-    """How many of ``items`` have a checkpoint to resume from."""
+async def count_in_flight(
+    saver: BaseCheckpointSaver, items: list[WorkItem], scope: str = ""
+) -> int:
+    """How many of ``items`` have a checkpoint to resume from (threads of ``scope``)."""
     found = 0
     for item in items:
-        if await saver.aget_tuple(thread_config(item)) is not None:
+        if await saver.aget_tuple(thread_config(item, scope)) is not None:
             found += 1
     return found

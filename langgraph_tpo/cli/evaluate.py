@@ -130,13 +130,18 @@ class EvalRunner:
     outcome: Outcome = field(default_factory=Outcome)
     saver: BaseCheckpointSaver | None = None  # open while ``execute`` runs
 
+    @property
+    def scope(self) -> str:
+        """What the thread ids add to keep apart results files sharing a store."""
+        return self.checkpoints.scope if self.checkpoints is not None else ""
+
     async def run_item(self, item: WorkItem) -> dict[str, Any]:
         """Run (or resume) one prompt with its method and append its line; no await
         between the run and the write, so a cancelled item writes nothing and a finished
         one is always written. Its checkpoints go once the line is written."""
         start = time.perf_counter()
         graph = self.graphs[item.method]
-        config = thread_config(item)
+        config = thread_config(item, self.scope)
         with count_requests() as requests:
             if self.saver is None:
                 out = await graph.ainvoke(item.record.graph_input())
@@ -188,7 +193,7 @@ class EvalRunner:
         if saver is None:
             return
         self.graphs = {m: g.copy(update={"checkpointer": saver}) for m, g in self.graphs.items()}
-        resumed = await count_in_flight(saver, items)
+        resumed = await count_in_flight(saver, items, self.scope)
         if resumed:
             note(console, f"resuming {resumed} runs in flight from {self.checkpoints}")
 

@@ -61,9 +61,15 @@ def test_sigkill_resumes_from_the_store_the_user_named_and_empties_it(
     assert len(policy_calls(first_log)) == 8 and checkpoint_rows(db) > 0
     assert not checkpoint_path(out).exists()  # the named store, not the default file
 
+    monkeypatch.setenv(checkpointers.STORE_ENV, str(db))
+    other_log = tmp_path / "other-results-calls.jsonl"  # another results file, same store
+    monkeypatch.setenv("TPO_FAKE_LOG", str(other_log))
+    other = invoke(cli, [*args[:3], str(tmp_path / "other.jsonl"), *args[4:]])
+    assert other.exit_code == 0 and "resuming" not in other.stderr, other.output
+    assert len(policy_calls(other_log)) == 4 * 7  # nothing taken from the killed runs
+
     second_log = tmp_path / "second-run-calls.jsonl"
     monkeypatch.setenv("TPO_FAKE_LOG", str(second_log))
-    monkeypatch.setenv(checkpointers.STORE_ENV, str(db))
     result = invoke(cli, args)
     assert result.exit_code == 0, result.output
     where = str(db) if named == "path" else f"checkpointer {USER_SQLITE}"
