@@ -14,6 +14,15 @@ The thread id hashes the method, the item's key and its graph input (and, in a s
 the user named, which other evals may share, the results file's path): a prompt whose text
 changed (same id) starts afresh rather than resuming another prompt's run. A resumed run
 goes on with the current settings.
+
+A Postgres store, for example, is a module on the user's path::
+
+    # my_store.py; then: tpo eval data.jsonl -o out.jsonl --checkpointer my_store:saver
+    import os
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+    def saver():
+        return AsyncPostgresSaver.from_conn_string(os.environ["TPO_PG_URL"])
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import inspect
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -147,7 +157,8 @@ async def open_checkpoints(
 @contextlib.asynccontextmanager
 async def user_checkpointer(spec: str, target: Any) -> AsyncIterator[BaseCheckpointSaver]:
     """The user's checkpointer: ``target`` itself, or what calling it gives (entered when it
-    is a context manager); checked to be an async-capable BaseCheckpointSaver."""
+    is a context manager); set up (its async ``setup()``, if any) and checked to be an
+    async-capable BaseCheckpointSaver."""
     made = target if isinstance(target, BaseCheckpointSaver) else _call(spec, target)
     async with contextlib.AsyncExitStack() as stack:
         if hasattr(made, "__aenter__"):
@@ -159,6 +170,7 @@ async def user_checkpointer(spec: str, target: Any) -> AsyncIterator[BaseCheckpo
                 f"--checkpointer {spec!r} gave a {type(made).__name__}, not a LangGraph "
                 "checkpointer (BaseCheckpointSaver)"
             )
+        await _set_up(spec, made)
         await _probe(spec, made)
         yield made
 
@@ -168,6 +180,20 @@ def _call(spec: str, factory: Any) -> Any:
         return factory()
     except Exception as exc:
         raise ConfigError(f"--checkpointer {spec!r} failed: {type(exc).__name__}: {exc}") from exc
+
+
+async def _set_up(spec: str, saver: BaseCheckpointSaver) -> None:
+    """Await the saver's own async ``setup()`` where it has one (AsyncPostgresSaver's
+    creates its tables; it is safe to repeat)."""
+    setup = getattr(saver, "setup", None)
+    if not inspect.iscoroutinefunction(setup):
+        return
+    try:
+        await setup()
+    except Exception as exc:
+        raise ConfigError(
+            f"--checkpointer {spec!r}: setup() failed: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 async def _probe(spec: str, saver: BaseCheckpointSaver) -> None:

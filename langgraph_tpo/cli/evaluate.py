@@ -343,8 +343,9 @@ def eval_command(
         typer.Option(
             help="Your own LangGraph checkpointer instead, as module:attr: an async-capable "
             "BaseCheckpointSaver, or a function returning one or an async context manager "
-            "giving one (e.g. AsyncPostgresSaver.from_conn_string(...)). Each run's thread "
-            "is deleted from it once its result line is written.",
+            "giving one (e.g. AsyncPostgresSaver.from_conn_string(...)); its async setup() "
+            "is awaited first. Each run's thread is deleted from it once its result line is "
+            "written.",
         ),
     ] = None,
     data_format: Annotated[

@@ -19,6 +19,11 @@ class RecordingSaver(InMemorySaver):
         super().__init__()
         self.written: set[str] = set()
         self.deleted: list[str] = []
+        self.set_up = 0
+
+    async def setup(self) -> None:
+        """Like AsyncPostgresSaver.setup (which creates its tables): awaited before use."""
+        self.set_up += 1
 
     def put(self, config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
         self.written.add(config["configurable"]["thread_id"])

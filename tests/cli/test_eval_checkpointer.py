@@ -90,6 +90,7 @@ def test_an_in_memory_checkpointer_is_used_and_emptied(
     result = invoke(cli, [*args, "--checkpointer", "tests.cli.checkpointers:memory"])
     assert result.exit_code == 0, result.output
     assert len(read_jsonl(out)) == 3
+    assert saver.set_up == 1
     assert len(saver.written) == 3 and sorted(saver.deleted) == sorted(saver.written)
     assert list(saver.list(None)) == []  # nothing left in the store
     assert not checkpoint_path(out).exists()
