@@ -46,6 +46,7 @@ from langgraph_tpo.graph.state import TPOOutput
 
 SUFFIX = ".checkpoints.sqlite"
 DEFAULT, OFF = "auto", "off"
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 PROBE = {"configurable": {"thread_id": "tpo-eval-probe", "checkpoint_ns": ""}}
 OUTPUT_KEYS = frozenset(TPOOutput.__annotations__)
 
@@ -108,10 +109,26 @@ def choose_checkpoints(
     if checkpoints == DEFAULT:
         return Checkpoints(path=checkpoint_path(results), owned=True)
     path = Path(checkpoints).expanduser()
-    if path.is_dir() or not path.parent.is_dir():
-        where = "is a directory" if path.is_dir() else f"has no directory {str(path.parent)!r}"
-        raise ConfigError(f"--checkpoints {checkpoints!r} {where}; give an SQLite file path")
+    why = sqlite_path_problem(path, results)
+    if why:
+        raise ConfigError(f"--checkpoints {checkpoints!r} {why}; give an SQLite file path")
     return Checkpoints(path=path, scope=str(results.resolve()))
+
+
+def sqlite_path_problem(path: Path, results: Path) -> str:
+    """Why ``path`` cannot hold the checkpoints of ``results`` ('' when it can): a
+    directory, a missing directory, the results file itself, another kind of file."""
+    if path.is_dir():
+        return "is a directory"
+    if not path.parent.is_dir():
+        return f"has no directory {str(path.parent)!r}"
+    if path.resolve() == results.resolve():
+        return "is the results file"
+    if path.is_file() and path.stat().st_size:
+        with path.open("rb") as file:
+            if file.read(16) != SQLITE_HEADER:
+                return "is a file that is not an SQLite database"
+    return ""
 
 
 def import_checkpointer(spec: str) -> Any:

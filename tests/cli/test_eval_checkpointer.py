@@ -126,13 +126,27 @@ def test_checkpoints_off_writes_no_store(
         (["--checkpointer", "tests.cli.checkpointers:sync_only"], "SqliteSaver has no async"),
         (["--checkpoints", "off", "--checkpointer", USER_SQLITE], "give one"),
         (["--checkpoints", "/no/such/dir/x.sqlite"], "has no directory '/no/such/dir'"),
+        (["--checkpoints", "RESULTS"], "is the results file"),
+        (["--checkpoints", "DATA"], "is a file that is not an SQLite database"),
     ],
-    ids=["import", "attribute", "spec", "type", "made-type", "sync", "both", "directory"],
+    ids=[
+        "import",
+        "attribute",
+        "spec",
+        "type",
+        "made-type",
+        "sync",
+        "both",
+        "directory",
+        "results",
+        "not-sqlite",
+    ],  # fmt: skip
 )
 def test_bad_checkpoint_settings_stop_before_any_model_call(
     cli: CliRunner, fake_env: dict[str, str], tmp_path: Path, flags: list[str], message: str
 ) -> None:
     data, out = dataset(tmp_path, 2), tmp_path / "results.jsonl"
+    flags = [{"RESULTS": str(out), "DATA": str(data)}.get(f, f) for f in flags]
     result = invoke(cli, ["eval", str(data), "-o", str(out), *flags])
     assert result.exit_code == 1, result.output
     assert message in result.stderr and flags[-1] in result.stderr
