@@ -16,6 +16,7 @@ process group. Reported: exit status, lines written, failed prompts, wall time, 
 the deployment still answers ``/health`` afterwards.
 
     python -m benchmarks.data_parallel [--prompts 16] [--rounds 1] [-c 8] [-n 3 -d 1]
+    python -m benchmarks.data_parallel --layouts dp2 --dp-cpus auto --no-kill  # default binding
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--kill-after", type=int, default=4, help="lines written, then kill")
     parser.add_argument("--no-kill", action="store_true", help="skip the runs with a kill")
+    parser.add_argument("--layouts", nargs="+", choices=LAYOUTS, default=list(LAYOUTS))
+    parser.add_argument(
+        "--dp-cpus", default="0|1", help="VLLM_CPU_OMP_THREADS_BIND of the DP deployment"
+    )
     parser.add_argument("--out", type=Path)
     return parser.parse_args()
 
@@ -106,7 +111,9 @@ class Deployment:
             server.stop()
 
 
-def start_layout(layout: str, python: Path, model: Path, logs: Path) -> Deployment:
+def start_layout(
+    layout: str, python: Path, model: Path, logs: Path, dp_cpus: str = "0|1"
+) -> Deployment:
     """Start the policy side of ``layout`` and wait until it answers."""
 
     def server(tag: str, cpus: str, extra: list[str]) -> VLLMServer:
@@ -115,7 +122,7 @@ def start_layout(layout: str, python: Path, model: Path, logs: Path) -> Deployme
         return VLLMServer(python, model, POLICY_NAME, extra_args=extra, env=env, log_path=log)
 
     if layout == "dp2":
-        deployment = Deployment(layout, [server("dp2", "0|1", ["--data-parallel-size", "2"])])
+        deployment = Deployment(layout, [server("dp2", dp_cpus, ["--data-parallel-size", "2"])])
     else:
         deployment = Deployment(layout, [server("one", "0", []), server("two", "1", [])])
     try:
@@ -227,8 +234,8 @@ def summarise(
     }
 
 
-def order(rounds: int) -> list[str]:
-    pairs = [LAYOUTS if r % 2 == 0 else LAYOUTS[::-1] for r in range(rounds)]
+def order(rounds: int, layouts: list[str]) -> list[str]:
+    pairs = [layouts if r % 2 == 0 else layouts[::-1] for r in range(rounds)]
     return [layout for pair in pairs for layout in pair]
 
 
@@ -237,7 +244,7 @@ def one_layout_run(
 ) -> dict[str, Any]:
     """Start ``layout``, run ``tpo eval`` on it, stop it."""
     python, model = ensure_vllm_venv(), build_smollm2_hf_dir()
-    deployment = start_layout(layout, python, model, default_cache_dir() / "logs")
+    deployment = start_layout(layout, python, model, default_cache_dir() / "logs", args.dp_cpus)
     try:
         row = run_eval(args, deployment, reward, tmp, tag, kill)
     finally:
@@ -280,9 +287,9 @@ def main() -> None:
         tmp = Path(d)
         rows = [{"id": i, "prompt": p} for i, p in enumerate(prompts(args.prompts))]
         (tmp / "prompts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-        for i, layout in enumerate(order(args.rounds)):
+        for i, layout in enumerate(order(args.rounds, args.layouts)):
             runs.append(one_layout_run(args, layout, reward, tmp, f"{i}", kill=False))
-        for layout in () if args.no_kill else LAYOUTS:
+        for layout in () if args.no_kill else args.layouts:
             runs.append(one_layout_run(args, layout, reward, tmp, f"kill-{layout}", kill=True))
     show(args, runs)
     for run in runs:
