@@ -50,11 +50,12 @@ from langgraph_tpo.cli.console import (
 )
 from langgraph_tpo.cli.data import FORMAT_NAMES, load_dataset
 from langgraph_tpo.cli.eval_checkpoints import (
-    checkpoint_path,
+    DEFAULT,
+    Checkpoints,
+    choose_checkpoints,
     count_in_flight,
     has_sqlite,
     open_checkpoints,
-    remove_checkpoints,
     run_or_resume,
     thread_config,
 )
@@ -125,9 +126,14 @@ class EvalRunner:
     max_errors: int
     secrets: list[str | None]
     balancers: list[Balancer] = field(default_factory=list)
-    checkpoints: Path | None = None  # the SQLite file runs checkpoint to (None: none)
+    checkpoints: Checkpoints | None = None  # where runs checkpoint to (None: nowhere)
     outcome: Outcome = field(default_factory=Outcome)
     saver: BaseCheckpointSaver | None = None  # open while ``execute`` runs
+
+    @property
+    def scope(self) -> str:
+        """What the thread ids add to keep apart results files sharing a store."""
+        return self.checkpoints.scope if self.checkpoints is not None else ""
 
     async def run_item(self, item: WorkItem) -> dict[str, Any]:
         """Run (or resume) one prompt with its method and append its line; no await
@@ -135,7 +141,7 @@ class EvalRunner:
         one is always written. Its checkpoints go once the line is written."""
         start = time.perf_counter()
         graph = self.graphs[item.method]
-        config = thread_config(item)
+        config = thread_config(item, self.scope)
         with count_requests() as requests:
             if self.saver is None:
                 out = await graph.ainvoke(item.record.graph_input())
@@ -187,7 +193,7 @@ class EvalRunner:
         if saver is None:
             return
         self.graphs = {m: g.copy(update={"checkpointer": saver}) for m, g in self.graphs.items()}
-        resumed = await count_in_flight(saver, items)
+        resumed = await count_in_flight(saver, items, self.scope)
         if resumed:
             note(console, f"resuming {resumed} runs in flight from {self.checkpoints}")
 
@@ -324,6 +330,24 @@ def eval_command(
             "retries them). Default: 10.",
         ),
     ] = None,
+    checkpoints: Annotated[
+        str,
+        typer.Option(
+            help="Where each run in flight checkpoints, so a rerun after a kill resumes it: "
+            "auto (RESULTS.checkpoints.sqlite beside --out, removed when every result is in), "
+            "an SQLite file PATH (kept), or off.",
+        ),
+    ] = DEFAULT,
+    checkpointer: Annotated[
+        str | None,
+        typer.Option(
+            help="Your own LangGraph checkpointer instead, as module:attr: an async-capable "
+            "BaseCheckpointSaver, or a function returning one or an async context manager "
+            "giving one (e.g. AsyncPostgresSaver.from_conn_string(...)); its async setup() "
+            "is awaited first. Each run's thread is deleted from it once its result line is "
+            "written.",
+        ),
+    ] = None,
     data_format: Annotated[
         str,
         typer.Option(
@@ -355,10 +379,10 @@ def eval_command(
         items = _work_items(console, data, data_format, limit, methods)
         with open_results(out) as writer:
             pending, done_before = _pending(console, writer, items, configs)
-            checkpoints = checkpoints_for(console, out)
+            store = checkpoints_for(console, out, checkpoints, checkpointer)
             if not pending:
-                if checkpoints is not None:
-                    remove_checkpoints(checkpoints)
+                if store is not None:
+                    store.finish()
                 note(console, f"done: all {len(items)} results already in {out}")
                 return
             rows = {f"{data}: line {i.record.line}": i.record.fields for i in pending}
@@ -372,19 +396,23 @@ def eval_command(
                 max_errors=max_errors,
                 secrets=secrets,
                 balancers=balancers,
-                checkpoints=checkpoints,
+                checkpoints=store,
             )
             outcome = run_with_progress(console, runner, pending)
-            if checkpoints is not None and outcome.signal is None and not outcome.failed:
-                remove_checkpoints(checkpoints)  # every run is in the results
+            if store is not None and outcome.signal is None and not outcome.failed:
+                store.finish()  # every run is in the results
             report_servers(console, balancers)
     report_end(console, outcome, out, len(items), done_before)
 
 
-def checkpoints_for(console: Console, out: Path) -> Path | None:
-    """The checkpoint file of ``out``'s runs; None (with a note) without the sqlite extra."""
-    if has_sqlite():
-        return checkpoint_path(out)
+def checkpoints_for(
+    console: Console, out: Path, checkpoints: str, checkpointer: str | None
+) -> Checkpoints | None:
+    """Where ``out``'s runs checkpoint (see :func:`choose_checkpoints`); a note when the
+    default finds no sqlite extra."""
+    store = choose_checkpoints(out, checkpoints, checkpointer)
+    if store is not None or checkpoints != DEFAULT or has_sqlite():
+        return store
     note(
         console,
         "note: runs in flight are not checkpointed (install 'langgraph-tpo[sqlite]' to resume "
