@@ -39,7 +39,7 @@ from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from langgraph_tpo.backends.user_models import check_spec
+from langgraph_tpo.backends.plumbing.user_models import check_spec
 from langgraph_tpo.cli.eval_plan import WorkItem
 from langgraph_tpo.errors import ConfigError
 from langgraph_tpo.graph.state import TPOOutput
