@@ -1,28 +1,20 @@
 """``tpo eval DATA --out RESULTS.jsonl``: run TPO (and baselines) over a dataset.
 
-Prompts run concurrently through ``abatch_as_completed`` with ``max_concurrency``; each
-finished prompt is appended to RESULTS at once (one write, fsync'd), and rerunning the same
-command resumes: results already in RESULTS are skipped without any model work, and the
-runs that were in flight continue from their last checkpointed node (see
-:mod:`~langgraph_tpo.cli.eval_checkpoints`).
+The command and what it shows: DATA read and checked, the work planned, results already in
+RESULTS skipped without any model work, the progress bar and the closing message. The runs
+themselves are :class:`~langgraph_tpo.cli.eval_runner.EvalRunner`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
-import time
 import warnings
-from collections.abc import Mapping
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from langchain_core.runnables import RunnableLambda
-from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.types import RetryPolicy
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -31,15 +23,14 @@ from rich.progress import (
     ProgressColumn,
     SpinnerColumn,
     Task,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.text import Text
 
-from langgraph_tpo.assembly import assemble
-from langgraph_tpo.backends.factory import BackendSettings
-from langgraph_tpo.backends.plumbing.balancer import Balancer, count_requests
+from langgraph_tpo.backends.plumbing.balancer import Balancer
 from langgraph_tpo.cli import options as o
 from langgraph_tpo.cli.console import (
     describe_error,
@@ -49,31 +40,18 @@ from langgraph_tpo.cli.console import (
     stderr_console,
 )
 from langgraph_tpo.cli.data import FORMAT_NAMES, load_dataset
-from langgraph_tpo.cli.eval_checkpoints import (
-    DEFAULT,
-    Checkpoints,
-    choose_checkpoints,
-    count_in_flight,
-    has_sqlite,
-    open_checkpoints,
-    run_or_resume,
-    thread_config,
-)
+from langgraph_tpo.cli.eval_checkpoints import DEFAULT, Checkpoints, choose_checkpoints, has_sqlite
 from langgraph_tpo.cli.eval_plan import (
     WorkItem,
     config_mismatches,
     method_config,
     parse_methods,
     plan_items,
-    result_line,
 )
-from langgraph_tpo.cli.models import check_servers, describe_backends
+from langgraph_tpo.cli.eval_runner import EvalRunner, Outcome, build_graphs
+from langgraph_tpo.cli.models import describe_backends
 from langgraph_tpo.cli.results import ResultsWriter, line_key, open_results, read_results
 from langgraph_tpo.config import TPOConfig
-from langgraph_tpo.prompts import PromptSet
-from langgraph_tpo.reward import Row, check_row, row_fields_of
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class RateColumn(ProgressColumn):
@@ -103,128 +81,34 @@ def progress_bar(console: Console) -> Progress:
 
 
 @dataclass
-class Outcome:
-    """How an eval run ended."""
+class BarProgress:
+    """The runner's progress (:class:`~langgraph_tpo.cli.eval_runner.EvalProgress`) as one
+    rich bar for the dataset, a red line per failed item (keys masked) and the requests
+    per server in the bar's description."""
 
-    written: int = 0
-    failed: int = 0
-    signal: int | None = None
-    stopped_on_errors: bool = False
-    seconds: float = 0.0
-
-
-@dataclass
-class EvalRunner:
-    """Runs work items concurrently, appending each finished one to the results file."""
-
-    graphs: dict[str, Any]
-    configs: dict[str, TPOConfig]
-    backend: dict[str, Any]
-    writer: ResultsWriter
-    _: KW_ONLY
-    concurrency: int
-    max_errors: int
+    bar: Progress
     secrets: list[str | None]
     balancers: list[Balancer] = field(default_factory=list)
-    checkpoints: Checkpoints | None = None  # where runs checkpoint to (None: nowhere)
-    outcome: Outcome = field(default_factory=Outcome)
-    saver: BaseCheckpointSaver | None = None  # open while ``execute`` runs
+    task: TaskID | None = None
 
-    @property
-    def scope(self) -> str:
-        """What the thread ids add to keep apart results files sharing a store."""
-        return self.checkpoints.scope if self.checkpoints is not None else ""
+    def started(self, total: int) -> None:
+        self.task = self.bar.add_task("tpo eval", total=total)
 
-    async def run_item(self, item: WorkItem) -> dict[str, Any]:
-        """Run (or resume) one prompt with its method and append its line; no await
-        between the run and the write, so a cancelled item writes nothing and a finished
-        one is always written. Its checkpoints go once the line is written."""
-        start = time.perf_counter()
-        graph = self.graphs[item.method]
-        config = thread_config(item, self.scope)
-        with count_requests() as requests:
-            if self.saver is None:
-                out = await graph.ainvoke(item.record.graph_input())
-            else:
-                out = await run_or_resume(graph, item, config)
-        line = result_line(
-            item, out, time.perf_counter() - start, self.configs[item.method], self.backend
-        )
-        if self.balancers:
-            line["server_requests"] = requests_by_role(requests)
-        self.writer.write(line)
-        self.outcome.written += 1
-        if self.saver is not None:
-            await self.saver.adelete_thread(config["configurable"]["thread_id"])
-        return line
+    def resuming(self, count: int, where: str) -> None:
+        note(self.bar.console, f"resuming {count} runs in flight from {where}")
 
-    async def execute(self, items: list[WorkItem], progress: Progress) -> Outcome:
-        """Run ``items``; SIGINT/SIGTERM stop it cleanly (finished lines are all written)."""
-        start = time.perf_counter()
-        main = asyncio.current_task()
-        loop = asyncio.get_running_loop()
-
-        def on_signal(sig: int) -> None:
-            if self.outcome.signal is None and main is not None:
-                self.outcome.signal = sig
-                main.cancel()
-
-        for sig in STOP_SIGNALS:
-            loop.add_signal_handler(sig, on_signal, sig)
-        try:
-            async with open_checkpoints(self.checkpoints) as saver:
-                await self._checkpoint_to(saver, items, progress.console)
-                await self._consume(items, progress)
-        except asyncio.CancelledError:
-            if self.outcome.signal is None or main is None:
-                raise
-            main.uncancel()
-        finally:
-            for sig in STOP_SIGNALS:
-                loop.remove_signal_handler(sig)
-            self.outcome.seconds = time.perf_counter() - start
-        return self.outcome
-
-    async def _checkpoint_to(
-        self, saver: BaseCheckpointSaver | None, items: list[WorkItem], console: Console
-    ) -> None:
-        """Run every graph with ``saver`` as its checkpointer; say how many runs resume."""
-        self.saver = saver
-        if saver is None:
-            return
-        self.graphs = {m: g.copy(update={"checkpointer": saver}) for m, g in self.graphs.items()}
-        resumed = await count_in_flight(saver, items, self.scope)
-        if resumed:
-            note(console, f"resuming {resumed} runs in flight from {self.checkpoints}")
-
-    async def _consume(self, items: list[WorkItem], progress: Progress) -> None:
-        task = progress.add_task("tpo eval", total=len(items))
-        runner = RunnableLambda(self.run_item, name="tpo_eval_item")
-        results = runner.abatch_as_completed(
-            items, config={"max_concurrency": self.concurrency}, return_exceptions=True
-        )
-        async with contextlib.aclosing(results) as finished:
-            async for index, result in finished:
-                if isinstance(result, BaseException):
-                    self._failed(items[index], result, progress)
-                progress.update(task, advance=1, description=self._description())
-                if self.outcome.failed >= self.max_errors:
-                    self.outcome.stopped_on_errors = True
-                    return
-
-    def _failed(self, item: WorkItem, exc: BaseException, progress: Progress) -> None:
-        self.outcome.failed += 1
+    def failed(self, item: WorkItem, exc: BaseException) -> None:
         where = f"line {item.record.line}" + (
             f" (id {item.record.id})" if item.record.id is not None else ""
         )
-        error_line(
-            progress.console, f"{where} [{item.method}]: {describe_error(exc)}", self.secrets
-        )
+        message = f"{where} [{item.method}]: {describe_error(exc)}"
+        error_line(self.bar.console, message, self.secrets)
 
-    def _description(self) -> str:
-        failed = f", {self.outcome.failed} failed" if self.outcome.failed else ""
+    def advanced(self, outcome: Outcome) -> None:
+        failed = f", {outcome.failed} failed" if outcome.failed else ""
         servers = "".join(f"  {servers_summary(b)}" for b in self.balancers)
-        return f"tpo eval{failed}{servers}"
+        if self.task is not None:
+            self.bar.update(self.task, advance=1, description=f"tpo eval{failed}{servers}")
 
 
 def servers_summary(balancer: Balancer) -> str:
@@ -237,15 +121,6 @@ def servers_summary(balancer: Balancer) -> str:
         extra = f" ({', '.join(notes)})" if notes else ""
         parts.append(f"{url} {stats['requests']}{extra}")
     return f"{balancer.role}: " + ", ".join(parts)
-
-
-def requests_by_role(counts: dict[str, int]) -> dict[str, dict[str, int]]:
-    """``{"policy http://a": 3}`` as ``{"policy": {"http://a": 3}}``."""
-    by_role: dict[str, dict[str, int]] = {}
-    for key, count in sorted(counts.items()):
-        role, _, url = key.partition(" ")
-        by_role.setdefault(role, {})[url] = count
-    return by_role
 
 
 def report_servers(console: Console, balancers: list[Balancer]) -> None:
@@ -394,11 +269,10 @@ def eval_command(
                 writer,
                 concurrency=concurrency,
                 max_errors=max_errors,
-                secrets=secrets,
                 balancers=balancers,
                 checkpoints=store,
             )
-            outcome = run_with_progress(console, runner, pending)
+            outcome = run_with_progress(console, runner, pending, secrets)
             if store is not None and outcome.signal is None and not outcome.failed:
                 store.finish()  # every run is in the results
             report_servers(console, balancers)
@@ -435,39 +309,15 @@ def _work_items(
     return items
 
 
-def run_with_progress(console: Console, runner: EvalRunner, items: list[WorkItem]) -> Outcome:
+def run_with_progress(
+    console: Console, runner: EvalRunner, items: list[WorkItem], secrets: list[str | None]
+) -> Outcome:
     """Run the items under one progress bar for the dataset."""
-    with progress_bar(console) as progress, warnings.catch_warnings():
+    with progress_bar(console) as bar, warnings.catch_warnings():
         # Items still queued when a run stops are dropped unstarted; that is expected.
         warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
+        progress = BarProgress(bar, secrets, runner.balancers)
         return asyncio.run(runner.execute(items, progress))
-
-
-def build_graphs(
-    backends: BackendSettings,
-    configs: dict[str, TPOConfig],
-    retry: RetryPolicy | None,
-    prompts: PromptSet | str = "paper",
-    rows: Mapping[str, Row] | None = None,
-) -> tuple[dict[str, Any], list[Balancer]]:
-    """One TPO graph per method, all on the same loaded policy and reward; and the
-    balancers of the kinds of server (policy, reward) given as several URLs.
-
-    ``rows`` (where each is, and its fields): checked for the fields the reward reads
-    (a verifier's ``reference``) before any model call."""
-    check_servers(backends, retry)
-    run = assemble(next(iter(configs.values())), backends, retry=retry, prompts=prompts)
-    fields = row_fields_of(run.reward)
-    for where, row in (rows or {}).items() if fields else ():
-        check_row(fields, row, where)
-    graphs = {m: run.graph_for(c) for m, c in configs.items()}
-    return graphs, several_server_balancers(run.policy, run.reward)
-
-
-def several_server_balancers(*models: Any) -> list[Balancer]:
-    """The balancers of ``models`` that spread requests over more than one server."""
-    balancers = [getattr(model, "balancer", None) for model in models]
-    return [b for b in balancers if isinstance(b, Balancer) and len(b.endpoints) > 1]
 
 
 def _pending(
