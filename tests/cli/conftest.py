@@ -59,6 +59,19 @@ def sigkill_after_requests(args: Sequence[str], env: dict[str, str], log: Path, 
         proc.kill()
 
 
+def refusals(*cases: tuple[list[str], str]) -> pytest.MarkDecorator:
+    """Parametrizes a test over ``(args, message)``: arguments a command refuses and what
+    its error must say (see :func:`assert_refused`); each case's id is its arguments."""
+    ids = [" ".join(args) for args, _ in cases]
+    return pytest.mark.parametrize(("args", "message"), cases, ids=ids)
+
+
+def assert_refused(result: Any, message: str) -> None:
+    """A refusal: exit code 1 and one line on stderr that says ``message``."""
+    assert result.exit_code == 1, result.output
+    assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
 @pytest.fixture
 def fake_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
     """Fake backends through the factory settings (``TPO_POLICY_FACTORY``,
