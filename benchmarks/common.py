@@ -41,12 +41,27 @@ def machine() -> dict[str, Any]:
     }
 
 
-def tpo_arguments(parser: argparse.ArgumentParser, max_tokens: int) -> None:
-    """The TPO settings a benchmark run takes: -n, -d, --max-tokens, --seed."""
+def tpo_arguments(
+    parser: argparse.ArgumentParser, max_tokens: int, num_samples: int = 5, max_iterations: int = 2
+) -> None:
+    """The TPO settings a benchmark run takes: -n, -d, --max-tokens, --seed (the defaults
+    are the arguments)."""
     parser.add_argument("--max-tokens", type=int, default=max_tokens)
-    parser.add_argument("-n", "--num-samples", type=int, default=5)
-    parser.add_argument("-d", "--max-iterations", type=int, default=2)
+    parser.add_argument("-n", "--num-samples", type=int, default=num_samples)
+    parser.add_argument("-d", "--max-iterations", type=int, default=max_iterations)
     parser.add_argument("--seed", type=int, default=1234)
+
+
+def abba_eval_parser(doc: str, rounds: int, rounds_help: str) -> argparse.ArgumentParser:
+    """The parser of a benchmark that times ``tpo eval`` runs in ABBA rounds: its
+    description (``doc``'s first line), --prompts, --rounds, -c and the TPO settings (3
+    samples, 1 iteration, 64 tokens); the caller adds its own."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--prompts", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=rounds, help=rounds_help)
+    parser.add_argument("-c", "--concurrency", type=int, default=8)
+    tpo_arguments(parser, max_tokens=64, num_samples=3, max_iterations=1)
+    return parser
 
 
 def write_json(name: str, payload: dict[str, Any], out: Path | None = None) -> Path:

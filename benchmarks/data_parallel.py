@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 import psutil
 
-from benchmarks.common import show_table, watched_run, write_json
+from benchmarks.common import abba_eval_parser, show_table, watched_run, write_json
 from benchmarks.prompts import prompts
 from testsupport import VLLMServer
 from testsupport.models import build_smollm2_hf_dir, build_tiny_reward_model, default_cache_dir
@@ -60,14 +60,7 @@ FAILED_RE = re.compile(r"(\d+) prompts failed|stopped after (\d+) failed prompts
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompts", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=1, help="ABBA pairs of timed runs")
-    parser.add_argument("-c", "--concurrency", type=int, default=8)
-    parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("-n", "--num-samples", type=int, default=3)
-    parser.add_argument("-d", "--max-iterations", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=1234)
+    parser = abba_eval_parser(__doc__, rounds=1, rounds_help="ABBA pairs of timed runs")
     parser.add_argument("--kill-after", type=int, default=4, help="lines written, then kill")
     parser.add_argument("--no-kill", action="store_true", help="skip the runs with a kill")
     parser.add_argument("--layouts", nargs="+", choices=LAYOUTS, default=list(LAYOUTS))

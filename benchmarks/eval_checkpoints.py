@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.chains import settled_counters
-from benchmarks.common import show_table, watched_run, write_json
+from benchmarks.common import abba_eval_parser, show_table, watched_run, write_json
 from benchmarks.dataset_throughput import SECONDS_RE, eval_command
 from benchmarks.prompts import prompts
 from benchmarks.servers import BenchServers, add_server_args, running_servers
@@ -41,14 +41,7 @@ TARGET_PERCENT = 5.0
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompts", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=3, help="ABBA pairs of runs")
-    parser.add_argument("-c", "--concurrency", type=int, default=8)
-    parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("-n", "--num-samples", type=int, default=3)
-    parser.add_argument("-d", "--max-iterations", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=1234)
+    parser = abba_eval_parser(__doc__, rounds=3, rounds_help="ABBA pairs of runs")
     parser.add_argument("--fakes", action="store_true", help="instant fake models, no server")
     parser.add_argument("--out", type=Path)
     add_server_args(parser)

@@ -9,10 +9,11 @@ describes servers that are already running (for example on a GPU machine).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,6 +121,33 @@ def external_server_pair(
         policy_tokenizer_path=Path(policy_tokenizer) if policy_tokenizer else None,
         reward_model_path=tokenizer if (tokenizer / "config.json").is_file() else None,
     )
+
+
+@contextlib.contextmanager
+def another_policy_server(
+    pair: ServerPair, label: str, cpus: str, extra_args: Sequence[str] = ()
+) -> Iterator[VLLMServer]:
+    """One more vLLM server of ``pair``'s policy model (``extra_args`` added, bound to
+    ``cpus``, a 1 GiB KV cache, logged to ``logs/vllm-policy-LABEL-PID.log``), ready for
+    the duration and stopped after it. Skips the test when the model is not on disk here
+    (servers the user started)."""
+    if pair.policy_tokenizer_path is None:
+        import pytest  # testsupport imports pytest only where a test calls it
+
+        pytest.skip(f"the policy model is not available locally to start the {label} server")
+    server = VLLMServer(
+        ensure_vllm_venv(),
+        pair.policy_tokenizer_path,
+        pair.policy_model,
+        extra_args=extra_args,
+        log_path=default_cache_dir() / "logs" / f"vllm-policy-{label}-{os.getpid()}.log",
+        env={"VLLM_CPU_OMP_THREADS_BIND": cpus, "VLLM_CPU_KVCACHE_SPACE": "1"},
+    )
+    try:
+        server.start().wait_ready(READY_TIMEOUT_S)
+        yield server
+    finally:
+        server.stop()
 
 
 def start_server_pair(

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import inspect
 import json
 from collections.abc import AsyncIterator
@@ -39,7 +38,7 @@ from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from langgraph_tpo.backends.plumbing.user_models import check_spec
+from langgraph_tpo.backends.plumbing.user_models import import_attribute
 from langgraph_tpo.cli.eval_plan import WorkItem
 from langgraph_tpo.errors import ConfigError
 from langgraph_tpo.graph.state import TPOOutput
@@ -134,20 +133,7 @@ def sqlite_path_problem(path: Path, results: Path) -> str:
 def import_checkpointer(spec: str) -> Any:
     """The object ``module:attr`` names: a checkpointer, or a callable that returns one
     (or an async context manager giving one, like ``AsyncPostgresSaver.from_conn_string``)."""
-    check_spec("--checkpointer", spec)
-    module_name, _, attribute = spec.partition(":")
-    try:
-        target: Any = importlib.import_module(module_name)
-    except Exception as exc:  # ImportError, or anything the module raises on import
-        raise ConfigError(
-            f"--checkpointer {spec!r}: cannot import {module_name!r}: {type(exc).__name__}: {exc}"
-        ) from exc
-    for part in attribute.split("."):
-        if not hasattr(target, part):
-            raise ConfigError(
-                f"--checkpointer {spec!r}: {module_name!r} has no attribute {attribute!r}"
-            )
-        target = getattr(target, part)
+    target = import_attribute("--checkpointer", spec)
     if not isinstance(target, BaseCheckpointSaver) and not callable(target):
         raise ConfigError(
             f"--checkpointer {spec!r} is a {type(target).__name__}: name a LangGraph "

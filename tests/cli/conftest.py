@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from typer.testing import CliRunner
 
 from langgraph_tpo.cli import app
 from testsupport.fake_backends import fake_backend_env
+from testsupport.interrupts import wait_for_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 # backend settings that would be combined with (and conflict with) the fake factories
@@ -40,6 +43,33 @@ def spawn(args: Sequence[str], env: dict[str, str], **kwargs: Any) -> subprocess
         text=True,
         **kwargs,
     )
+
+
+def sigkill_after_requests(args: Sequence[str], env: dict[str, str], log: Path, count: int) -> None:
+    """Run ``tpo ARGS`` with the fake models answering in 0.5 s and logging each request to
+    ``log``; SIGKILL it once ``count`` requests are logged (their checkpoints written, the
+    next requests half-way), and wait for it to end."""
+    proc = spawn(args, {**env, "TPO_FAKE_DELAY": "0.5", "TPO_FAKE_LOG": str(log)})
+    try:
+        wait_for_lines(log, count)
+        time.sleep(0.25)  # the nodes' checkpoints are written; the next requests are half-way
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+
+
+def refusals(*cases: tuple[list[str], str]) -> pytest.MarkDecorator:
+    """Parametrizes a test over ``(args, message)``: arguments a command refuses and what
+    its error must say (see :func:`assert_refused`); each case's id is its arguments."""
+    ids = [" ".join(args) for args, _ in cases]
+    return pytest.mark.parametrize(("args", "message"), cases, ids=ids)
+
+
+def assert_refused(result: Any, message: str) -> None:
+    """A refusal: exit code 1 and one line on stderr that says ``message``."""
+    assert result.exit_code == 1, result.output
+    assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
 
 
 @pytest.fixture

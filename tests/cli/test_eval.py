@@ -12,7 +12,16 @@ from typer.testing import CliRunner
 from langgraph_tpo.cli.data import load_prompts
 from langgraph_tpo.cli.results import ResultsError, ResultsWriter, read_results
 
-from .conftest import invoke, policy_calls, prompt_list, prompts, read_jsonl, write_jsonl
+from .conftest import (
+    assert_refused,
+    invoke,
+    policy_calls,
+    prompt_list,
+    prompts,
+    read_jsonl,
+    refusals,
+    write_jsonl,
+)
 
 
 def run_eval(cli: CliRunner, data: Path, out: Path, *args: str):  # noqa: ANN201
@@ -109,19 +118,17 @@ def test_compare_runs_bon_at_the_same_sample_budget(
         assert line["usage"]["generations"] == 3 + 2 * (2 + 3)
 
 
-@pytest.mark.parametrize(
-    "args,message",
-    [
-        (["--compare", "tpo,best"], "unknown method(s) 'best'"),
-        (["--compare", "tpo,bon", "--mode", "tpo"], "--mode and --compare cannot be combined"),
-    ],
+@refusals(
+    (["--compare", "tpo,best"], "unknown method(s) 'best'"),
+    (["--compare", "tpo,bon", "--mode", "tpo"], "--mode and --compare cannot be combined"),
 )
 def test_bad_compare_is_one_red_line(
-    cli: CliRunner, fake_env: dict[str, str], tmp_path: Path, args: list[str], message: str
+    cli: CliRunner, tmp_path: Path, args: list[str], message: str
 ) -> None:
+    """Refused while the arguments are read: no backend is configured here at all."""
     data = prompt_list(tmp_path / "d.json", 2)
     result = run_eval(cli, data, tmp_path / "r.jsonl", *args)
-    assert result.exit_code == 1 and message in result.stderr
+    assert_refused(result, message)
 
 
 def test_rerun_skips_finished_prompts_and_drops_a_truncated_last_line(

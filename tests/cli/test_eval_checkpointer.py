@@ -5,18 +5,22 @@ line is written, and bad values are refused before any model call."""
 from __future__ import annotations
 
 import importlib
-import signal
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from langgraph_tpo.cli.eval_checkpoints import checkpoint_path
-from testsupport.interrupts import wait_for_lines
 
-from .conftest import invoke, policy_calls, prompts, read_jsonl, spawn, write_jsonl
+from .conftest import (
+    invoke,
+    policy_calls,
+    prompts,
+    read_jsonl,
+    sigkill_after_requests,
+    write_jsonl,
+)
 
 USER_SQLITE = "tests.cli.checkpointers:sqlite_from_env"
 # the module as --checkpointer imports it (pytest imports this file's package as ``cli``)
@@ -49,14 +53,7 @@ def test_sigkill_resumes_from_the_store_the_user_named_and_empties_it(
     args = ["eval", str(data), "-o", str(out), "-n", "2", "-d", "2", "-c", "4", *store]
     env = {**fake_env, checkpointers.STORE_ENV: str(db)}
     first_log = tmp_path / "first-run-calls.jsonl"
-    proc = spawn(args, {**env, "TPO_FAKE_DELAY": "0.5", "TPO_FAKE_LOG": str(first_log)})
-    try:
-        wait_for_lines(first_log, 8)  # sample and textual_loss of every run have finished
-        time.sleep(0.25)  # their checkpoints are written; the next requests are half-way
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=60)
-    finally:
-        proc.kill()
+    sigkill_after_requests(args, env, first_log, 8)  # sample and textual_loss of every run
     assert not out.exists() or out.read_text() == ""  # every run was in flight
     assert len(policy_calls(first_log)) == 8 and checkpoint_rows(db) > 0
     assert not checkpoint_path(out).exists()  # the named store, not the default file

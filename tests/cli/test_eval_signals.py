@@ -4,16 +4,24 @@ once, valid JSONL throughout, and no model work for the prompts already finished
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from langgraph_tpo.cli.eval_checkpoints import checkpoint_path
-from testsupport.interrupts import interrupt_after, wait_for_lines
+from testsupport.interrupts import interrupt_after
 
-from .conftest import invoke, policy_calls, prompt_list, prompts, read_jsonl, spawn, write_jsonl
+from .conftest import (
+    invoke,
+    policy_calls,
+    prompt_list,
+    prompts,
+    read_jsonl,
+    sigkill_after_requests,
+    spawn,
+    write_jsonl,
+)
 
 COUNT = 20
 
@@ -78,14 +86,7 @@ def test_sigkill_mid_run_resumes_each_run_without_repeating_a_finished_call(
     out = tmp_path / "results.jsonl"
     args = ["eval", str(data), "-o", str(out), "-n", "2", "-d", "2", "-c", "4"]
     first_log = tmp_path / "first-run-calls.jsonl"
-    proc = spawn(args, {**fake_env, "TPO_FAKE_DELAY": "0.5", "TPO_FAKE_LOG": str(first_log)})
-    try:
-        wait_for_lines(first_log, 8)  # sample and textual_loss of every run have finished
-        time.sleep(0.25)  # their checkpoints are written; the next requests are half-way
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=60)
-    finally:
-        proc.kill()
+    sigkill_after_requests(args, fake_env, first_log, 8)  # sample and textual_loss of every run
     assert not out.exists() or out.read_text() == ""  # every run was in flight
     first = policy_calls(first_log)
     assert len(first) == 8 and checkpoint_path(out).exists()

@@ -8,10 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 from typer.testing import CliRunner
 
-from .conftest import invoke, read_jsonl
+from .conftest import assert_refused, invoke, read_jsonl, refusals
 from .test_benchmarks import FIXTURES
 
 
@@ -131,19 +130,16 @@ def test_plain_jsonl_has_the_best_response_ever_scored(
                 assert record["score"] == max(line["best_scores"])
 
 
-@pytest.mark.parametrize(
-    "args,message",
-    [
-        (["--to", "mtbench"], "--to: unknown format 'mtbench'"),
-        (["--to", "jsonl", "--method", "revision"], "no results for 'revision'"),
-    ],
+@refusals(
+    (["--to", "mtbench"], "--to: unknown format 'mtbench'"),
+    (["--to", "jsonl", "--method", "revision"], "no results for 'revision'"),
 )
 def test_bad_export_requests_are_one_line(
     cli: CliRunner, fake_env: dict[str, str], tmp_path: Path, args: list[str], message: str
 ) -> None:
     results, _ = evaluated(cli, tmp_path, "xstest.csv")
     result = export(cli, results, *args, "-o", str(tmp_path / "out"))
-    assert result.exit_code == 1 and message in result.stderr, result.stderr
+    assert_refused(result, message)
     assert not (tmp_path / "out").exists()
 
 

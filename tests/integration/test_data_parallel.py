@@ -21,10 +21,8 @@ import psutil
 import pytest
 
 from testsupport import VLLMServer
-from testsupport.models import default_cache_dir
-from testsupport.pair import READY_TIMEOUT_S
+from testsupport.pair import another_policy_server
 from testsupport.servers import parse_prometheus_samples
-from testsupport.vllm_env import ensure_vllm_venv
 
 if TYPE_CHECKING:
     from tests.integration.conftest import VLLMServers
@@ -39,21 +37,9 @@ N, D = 2, 1
 @pytest.fixture(scope="module")
 def dp_server(vllm_servers: VLLMServers) -> Iterator[VLLMServer]:
     """The session's policy model served with ``--data-parallel-size 2``."""
-    if vllm_servers.policy_tokenizer_path is None:
-        pytest.skip("the policy model is not available locally to start a DP deployment")
-    server = VLLMServer(
-        ensure_vllm_venv(),
-        vllm_servers.policy_tokenizer_path,
-        vllm_servers.policy_model,
-        extra_args=["--data-parallel-size", "2"],
-        log_path=default_cache_dir() / "logs" / f"vllm-policy-dp2-{os.getpid()}.log",
-        env={"VLLM_CPU_OMP_THREADS_BIND": "0|1", "VLLM_CPU_KVCACHE_SPACE": "1"},
-    )
-    try:
-        server.start().wait_ready(READY_TIMEOUT_S)
+    args = ["--data-parallel-size", "2"]
+    with another_policy_server(vllm_servers, "dp2", "0|1", args) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def requests_per_engine(url: str) -> dict[str, float]:

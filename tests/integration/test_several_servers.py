@@ -26,9 +26,7 @@ from langgraph_tpo.backends.servers.multi_server import BalancedChatModel
 from langgraph_tpo.backends.servers.vllm_server import vllm_chat_model
 from langgraph_tpo.policy import supports_n
 from testsupport import VLLMServer
-from testsupport.models import default_cache_dir
-from testsupport.pair import READY_TIMEOUT_S, REWARD_CPUS, fetch_metrics
-from testsupport.vllm_env import ensure_vllm_venv
+from testsupport.pair import REWARD_CPUS, another_policy_server, fetch_metrics
 
 if TYPE_CHECKING:
     from tests.integration.conftest import VLLMServers
@@ -45,20 +43,8 @@ N, D = 2, 1
 @pytest.fixture(scope="module")
 def second_policy(vllm_servers: VLLMServers) -> Iterator[VLLMServer]:
     """Another policy server of the same model, on the reward server's core."""
-    if vllm_servers.policy_tokenizer_path is None:
-        pytest.skip("the policy model is not available locally to start a second server")
-    server = VLLMServer(
-        ensure_vllm_venv(),
-        vllm_servers.policy_tokenizer_path,
-        vllm_servers.policy_model,
-        log_path=default_cache_dir() / "logs" / f"vllm-policy-second-{os.getpid()}.log",
-        env={"VLLM_CPU_OMP_THREADS_BIND": REWARD_CPUS, "VLLM_CPU_KVCACHE_SPACE": "1"},
-    )
-    try:
-        server.start().wait_ready(READY_TIMEOUT_S)
+    with another_policy_server(vllm_servers, "second", REWARD_CPUS) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def served(url: str) -> tuple[float, float]:

@@ -4,12 +4,38 @@ The models generate text from text: the embedded and in-process engines (transfo
 vLLM) take no tools, images, PDFs or audio, and the vLLM servers the balanced model talks
 to are started without a tool parser (so no tool calls either). Each property below is
 the suite's own flag; everything not declared here runs and must pass.
+:class:`SuiteModel` is how each suite class names its model and its parameters.
 """
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
 
-class TextOnlyChatModel:
+from langchain_core.language_models import BaseChatModel
+
+
+class SuiteModel:
+    """The suites' ``chat_model_class`` and ``chat_model_params``, read from the class's
+    ``model_class`` and ``model_params`` (a method where the parameters are known only
+    when the suite runs: a server's URL, an environment variable)."""
+
+    model_class: ClassVar[type[BaseChatModel]]
+    model_params: ClassVar[dict[str, Any]] = {}
+
+    def params(self) -> dict[str, Any]:
+        """The model's constructor arguments (by default ``model_params``)."""
+        return dict(self.model_params)
+
+    @property
+    def chat_model_class(self) -> type[BaseChatModel]:
+        return self.model_class
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        return self.params()
+
+
+class TextOnlyChatModel(SuiteModel):
     """The suite flags of a text-in, text-out chat model (mix in before the suite class)."""
 
     @property

@@ -29,12 +29,9 @@ def client(url: str, model: str) -> VLLMChatOpenAI:
 
 
 class TestBalancedChatModelUnit(TextOnlyChatModel, ChatModelUnitTests):
-    @property
-    def chat_model_class(self) -> type[BalancedChatModel]:
-        return BalancedChatModel
+    model_class = BalancedChatModel
 
-    @property
-    def chat_model_params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         return {"clients": [client("http://127.0.0.1:9/v1", "smollm2")]}  # never called
 
 
@@ -47,12 +44,9 @@ class TestBalancedChatModelIntegration(TextOnlyChatModel, ChatModelIntegrationTe
     def _servers(self, vllm_servers: ServerPair) -> None:
         type(self).servers = vllm_servers
 
-    @property
-    def chat_model_class(self) -> type[BalancedChatModel]:
-        return BalancedChatModel
+    model_class = BalancedChatModel
 
-    @property
-    def chat_model_params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         assert self.servers is not None
         return {"clients": [client(self.servers.policy_openai_url, self.servers.policy_model)]}
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import importlib.util
-from typing import Any
 
 import pytest
 from langchain_tests.integration_tests import ChatModelIntegrationTests
@@ -22,21 +21,11 @@ PARAMS = {"max_tokens": 12, "temperature": 0}
 
 
 class TestTransformersChatModelUnit(TextOnlyChatModel, ChatModelUnitTests):
-    @property
-    def chat_model_class(self) -> type[TransformersChatModel]:
-        return TransformersChatModel
-
-    @property
-    def chat_model_params(self) -> dict[str, Any]:
-        return UNIT_PARAMS
+    model_class = TransformersChatModel
+    model_params = UNIT_PARAMS
 
 
 @pytest.mark.slow
 class TestTransformersChatModelIntegration(TextOnlyChatModel, ChatModelIntegrationTests):
-    @property
-    def chat_model_class(self) -> type[TransformersChatModel]:
-        return TransformersChatModel
-
-    @property
-    def chat_model_params(self) -> dict[str, Any]:
-        return PARAMS
+    model_class = TransformersChatModel
+    model_params = PARAMS

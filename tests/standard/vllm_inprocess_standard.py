@@ -29,20 +29,14 @@ def model_params() -> dict[str, Any]:
 
 
 class TestVLLMChatModelUnit(TextOnlyChatModel, ChatModelUnitTests):
-    @property
-    def chat_model_class(self) -> type[VLLMChatModel]:
-        return VLLMChatModel
+    model_class = VLLMChatModel
 
-    @property
-    def chat_model_params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         return model_params()  # the unit suite passes its own max_tokens and stop
 
 
 class TestVLLMChatModelIntegration(TextOnlyChatModel, ChatModelIntegrationTests):
-    @property
-    def chat_model_class(self) -> type[VLLMChatModel]:
-        return VLLMChatModel
+    model_class = VLLMChatModel
 
-    @property
-    def chat_model_params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         return {**model_params(), "max_tokens": 12, "temperature": 0}

@@ -18,7 +18,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import model_validator
@@ -35,6 +34,7 @@ from langgraph_tpo.backends.plumbing.chat_base import (
     Sample,
     SamplingChatModel,
     chat_result,
+    check_one_sample,
     first_stop,
     held_back,
     last_chunk,
@@ -198,24 +198,16 @@ class TransformersChatModel(SamplingChatModel):
         name = loaded.source.gguf_file or loaded.source.location
         return chat_result(samples, prompt_tokens=prompt_ids.shape[1], model_name=name)
 
-    def _stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
+    def _chat_stream(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
     ) -> Iterator[ChatGenerationChunk]:
         """One sample, streamed: ``generate`` runs in a thread and feeds a
         ``TextIteratorStreamer``; its text is yielded as it comes (see the class doc)."""
         from transformers import TextIteratorStreamer
 
         params = self._params(kwargs)
-        if params.n > 1:
-            raise ConfigError(
-                f"TransformersChatModel streams one sample per call, not n={params.n} (they "
-                "are sampled in one batch): call it with stream=False, or invoke/generate"
-            )
-        stops = self.stop_for(stop) or []
+        check_one_sample("TransformersChatModel", params.n, " (they are sampled in one batch)")
+        stops = stop or []
         loaded = self.loaded()
         prompt_ids = self._encode(loaded.tokenizer, messages)
         tokenizer = loaded.tokenizer

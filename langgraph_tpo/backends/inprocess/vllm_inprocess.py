@@ -28,7 +28,6 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mappin
 from concurrent.futures import Future
 from typing import Any, ClassVar, TypeVar
 
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, Field
@@ -37,6 +36,7 @@ from langgraph_tpo.backends.plumbing.chat_base import (
     Sample,
     SamplingChatModel,
     chat_result,
+    check_one_sample,
     last_chunk,
     text_chunk,
 )
@@ -299,11 +299,7 @@ class VLLMChatModel(SamplingChatModel):
     def _stream_values(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """The sampling values of a streamed call (one sample only)."""
         values = self.sampling_values(kwargs)
-        if values["n"] > 1:
-            raise ConfigError(
-                f"VLLMChatModel streams one sample per call, not n={values['n']}: call it "
-                "with stream=False, or invoke/generate"
-            )
+        check_one_sample("VLLMChatModel", values["n"])
         return values
 
     async def _produce(
@@ -340,19 +336,13 @@ class VLLMChatModel(SamplingChatModel):
         finally:
             put(_END)
 
-    def _stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
+    def _chat_stream(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
     ) -> Iterator[ChatGenerationChunk]:
         values = self._stream_values(kwargs)
         engine = self.engine()
         chunks: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        done = engine.submit(
-            self._produce(engine, messages, self.stop_for(stop), values, chunks.put)
-        )
+        done = engine.submit(self._produce(engine, messages, stop, values, chunks.put))
         try:
             while (chunk := chunks.get()) is not _END:
                 yield chunk
@@ -360,12 +350,8 @@ class VLLMChatModel(SamplingChatModel):
         finally:
             done.cancel()  # the caller stopped reading: the engine aborts the request
 
-    async def _astream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
+    async def _achat_stream(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
     ) -> AsyncIterator[ChatGenerationChunk]:
         values = self._stream_values(kwargs)
         engine = await asyncio.to_thread(self.engine)
@@ -375,7 +361,7 @@ class VLLMChatModel(SamplingChatModel):
         def put(item: Any) -> None:
             loop.call_soon_threadsafe(chunks.put_nowait, item)
 
-        done = engine.submit(self._produce(engine, messages, self.stop_for(stop), values, put))
+        done = engine.submit(self._produce(engine, messages, stop, values, put))
         try:
             while (chunk := await chunks.get()) is not _END:
                 yield chunk

@@ -2,7 +2,9 @@
 
 :class:`ChatModelBase` writes LangChain's two entry points (``_generate``, ``_agenerate``)
 once: a model implements ``_chat`` and, where its async path differs from running
-``_chat`` in a worker thread, ``_achat``; it also holds the model's default ``stop``
+``_chat`` in a worker thread, ``_achat``; likewise ``_stream``/``_astream`` once, over
+``_chat_stream`` and ``_achat_stream`` (:func:`check_one_sample` is their shared
+precondition); it also holds the model's default ``stop``
 sequences and reports LangSmith's standard parameters (``_get_ls_params``).
 :class:`SamplingChatModel` adds the sampling fields the in-process models (transformers,
 vLLM) declare and a call's kwargs override, and :func:`chat_result` is the ``ChatResult``
@@ -12,7 +14,7 @@ they return, shaped as ``ChatOpenAI``'s; :func:`last_chunk` ends a streamed one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -99,6 +101,46 @@ class ChatModelBase(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         return await self._achat(messages, self.stop_for(stop), kwargs)
+
+    def _chat_stream(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> Iterator[ChatGenerationChunk]:
+        raise NotImplementedError
+
+    def _achat_stream(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        """By default LangChain's own: ``_stream`` iterated in worker threads."""
+        return BaseChatModel._astream(self, messages, stop, None, **kwargs)
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        return self._chat_stream(messages, self.stop_for(stop), kwargs)
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        async for chunk in self._achat_stream(messages, self.stop_for(stop), kwargs):
+            yield chunk
+
+
+def check_one_sample(model: str, n: int | None, why: str = "") -> None:
+    """A streamed call yields one sample: a :class:`ConfigError` naming ``model`` when a
+    call asks for ``n`` > 1 (``why`` adds the model's reason)."""
+    if (n or 1) > 1:
+        raise ConfigError(
+            f"{model} streams one sample per call, not n={n}{why}: call it with "
+            "stream=False, or invoke/generate"
+        )
 
 
 class SamplingChatModel(ChatModelBase):

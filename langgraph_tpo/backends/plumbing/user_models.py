@@ -37,8 +37,10 @@ def check_spec(setting: str, spec: str) -> None:
         raise ConfigError(f"{setting} must be 'module:function', got {spec!r}")
 
 
-def load_factory(setting: str, spec: str) -> Callable[..., Any]:
-    """Import ``module`` and return its callable ``function`` (dotted attributes allowed)."""
+def import_attribute(setting: str, spec: str) -> Any:
+    """Import ``module`` of a ``module:attr`` spec and return its ``attr`` (dotted
+    attributes allowed); a bad spec, an import that fails or a missing attribute is a
+    ConfigError naming ``setting``."""
     check_spec(setting, spec)
     module_name, _, attribute = spec.partition(":")
     try:
@@ -51,6 +53,13 @@ def load_factory(setting: str, spec: str) -> Callable[..., Any]:
         if not hasattr(target, part):
             raise ConfigError(f"{setting} {spec!r}: {module_name!r} has no attribute {attribute!r}")
         target = getattr(target, part)
+    return target
+
+
+def load_factory(setting: str, spec: str) -> Callable[..., Any]:
+    """Import ``module`` and return its callable ``function`` (dotted attributes allowed)."""
+    target = import_attribute(setting, spec)
+    attribute = spec.partition(":")[2]
     if not callable(target):
         raise ConfigError(
             f"{setting} {spec!r}: {attribute!r} is not callable ({type(target).__name__})"

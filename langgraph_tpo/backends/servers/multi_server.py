@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import openai
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import LangSmithParams
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult, LLMResult
@@ -23,8 +22,7 @@ from langchain_openai import ChatOpenAI
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from langgraph_tpo.backends.plumbing.balancer import Balancer
-from langgraph_tpo.backends.plumbing.chat_base import ChatModelBase
-from langgraph_tpo.errors import ConfigError
+from langgraph_tpo.backends.plumbing.chat_base import ChatModelBase, check_one_sample
 from langgraph_tpo.policy import openai_request
 
 
@@ -133,21 +131,13 @@ class BalancedChatModel(ChatModelBase):
         """The kwargs of a streamed call: one sample, the usage in the last chunk."""
         params = self._invocation(kwargs.pop("n", None), kwargs)
         params.pop("stream", None)
-        if (params.get("n") or 1) > 1:
-            raise ConfigError(
-                f"BalancedChatModel streams one sample per call, not n={params['n']}: call it "
-                "with stream=False, or invoke/generate"
-            )
+        check_one_sample("BalancedChatModel", params.get("n"))
         return {**params, "stream_usage": True}
 
-    async def _astream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
+    async def _achat_stream(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
     ) -> AsyncIterator[ChatGenerationChunk]:
-        params, stops, started = self._stream_invocation(kwargs), self.stop_for(stop), False
+        params, started = self._stream_invocation(kwargs), False
 
         def failed(exc: BaseException) -> bool:  # another server only before any text
             return not started and policy_server_failed(exc)
@@ -156,19 +146,15 @@ class BalancedChatModel(ChatModelBase):
             with attempt:
                 client = self._by_url[attempt.url]
                 request = openai_request(client, params)
-                async for message in client.astream(messages, stop=stops, **request):
+                async for message in client.astream(messages, stop=stop, **request):
                     started = True
                     yield ChatGenerationChunk(message=message)
                 return
 
-    def _stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
+    def _chat_stream(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
     ) -> Iterator[ChatGenerationChunk]:
-        params, stops, started = self._stream_invocation(kwargs), self.stop_for(stop), False
+        params, started = self._stream_invocation(kwargs), False
 
         def failed(exc: BaseException) -> bool:
             return not started and policy_server_failed(exc)
@@ -176,9 +162,7 @@ class BalancedChatModel(ChatModelBase):
         for attempt in self._balancer.attempts(failed):
             with attempt:
                 client = self._by_url[attempt.url]
-                for message in client.stream(
-                    messages, stop=stops, **openai_request(client, params)
-                ):
+                for message in client.stream(messages, stop=stop, **openai_request(client, params)):
                     started = True
                     yield ChatGenerationChunk(message=message)
                 return
