@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import platformdirs
 from filelock import FileLock
 
 CACHE_DIR_ENV = "TPO_CACHE_DIR"
@@ -26,7 +25,13 @@ def default_cache_dir() -> Path:
     """``$TPO_CACHE_DIR`` when set, else the platform's user cache folder for the package
     (``platformdirs``: ``~/.cache/langgraph-tpo`` on Linux, or ``$XDG_CACHE_HOME/...``)."""
     env = os.environ.get(CACHE_DIR_ENV)
-    return Path(env).expanduser() if env else platformdirs.user_cache_path(APP_NAME)
+    if env:
+        return Path(env).expanduser()
+    # imported here: the vLLM venv's layer (tests, in-process engine) has the core
+    # dependencies only and imports this module (through testsupport) without calling this
+    import platformdirs
+
+    return platformdirs.user_cache_path(APP_NAME)
 
 
 def log(message: str) -> None:
