@@ -49,8 +49,16 @@ def default_config(
     config_model: type[TPOConfig] = TPOConfig,
 ) -> TPOConfig:
     """The defaults of a graph nothing else configures (``tpo serve``'s app without a
-    config, Studio): :func:`run_defaults`, then the ``TPO_<NAME>`` variables."""
+    config): :func:`run_defaults`, then the ``TPO_<NAME>`` variables."""
     chosen = settings_from_env(config_model, os.environ if environ is None else environ)
+    return config_over_defaults(backends, chosen, config_model)
+
+
+def config_over_defaults(
+    backends: BackendSettings | None, chosen: Mapping[str, Any], config_model: type[TPOConfig]
+) -> TPOConfig:
+    """The settings the user ``chosen`` (checked by :func:`check_choices`) over
+    :func:`run_defaults`, validated."""
     check_choices(chosen)
     return make_config({**run_defaults(backends), **chosen}, config_model)
 
@@ -80,8 +88,7 @@ def resolve_settings(
         **settings_from_env(config_model, environ),
         **{k: v for k, v in values.items() if k in config_model.model_fields},
     }
-    check_choices(chosen)
-    return make_config({**run_defaults(backends), **chosen}, config_model), backends
+    return config_over_defaults(backends, chosen, config_model), backends
 
 
 def check_choices(chosen: Mapping[str, Any]) -> None:

@@ -173,10 +173,11 @@ class CommandSettings:
         else the config file's value, else ``default``."""
         if given is not None:
             return given
-        return self.file_values().get(name, default)
+        return self.file_values.get(name, default)
 
+    @functools.cached_property
     def file_values(self) -> dict[str, Any]:
-        """The ``--config`` file's settings and command options, checked."""
+        """The ``--config`` file's settings and command options, checked (read once)."""
         return read_settings_file(
             self.config_file, self.config_model, self.backend_model, self.command
         )
@@ -195,7 +196,7 @@ class CommandSettings:
         TPO config and backend settings (:func:`~langgraph_tpo.assembly.resolve_settings`,
         which also puts the embedded model's smaller defaults under them)."""
         given = {
-            **{k: v for k, v in self.file_values().items() if k not in COMMAND_OPTIONS},
+            **{k: v for k, v in self.file_values.items() if k not in COMMAND_OPTIONS},
             **{k: v for k, v in self.flags.items() if v is not None},
         }
         return resolve_settings(
